@@ -1,0 +1,98 @@
+"""From a customer's state to what gets written: scores, segment, due time, change event.
+
+Pure: the hot path, the periodic job, the CLI and the tests' batch oracle all score through
+here, so there is exactly one definition of a customer's scores and segment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from state.model import CustomerState, Scores, ScoreWrite, iso_utc
+from state.money import format_minor
+from state.scoring import Scorer
+from state.segments import SegmentRules
+
+Cause = Literal["order", "recency", "rescore"]
+SCHEMA_VERSION = 1
+# Namespace for segment-change event ids: uuid5(namespace, customer id + change number).
+EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringContext:
+    scorer: Scorer
+    rules: SegmentRules
+    currency: str
+    exponent: int  # minor-unit digits of ``currency``
+
+
+def event_id(customer_id: str, seq: int) -> str:
+    """Deterministic: the n-th segment change of a customer always has the same id."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{customer_id}\x1f{seq}"))
+
+
+def score_state(state: CustomerState, ctx: ScoringContext, as_of_ms: int) -> Scores | None:
+    if state.last_ms is None or state.orders <= 0:
+        return None
+    return ctx.scorer.score(state.last_ms, state.orders, state.spend_minor, as_of_ms)
+
+
+def plan_write(
+    state: CustomerState, ctx: ScoringContext, as_of_ms: int, cause: Cause
+) -> ScoreWrite:
+    scores = score_state(state, ctx, as_of_ms)
+    if scores is None:
+        segment, encoded, due = "", "", -1
+    else:
+        segment = ctx.rules.segment_for(scores.r, scores.f, scores.m)
+        encoded = f"{scores.r},{scores.f},{scores.m},{scores.recency_days},{as_of_ms}"
+        assert state.last_ms is not None
+        next_drop = ctx.scorer.next_recency_change_ms(state.last_ms, as_of_ms)
+        due = -1 if next_drop is None else next_drop
+    change = b""
+    if segment != (state.segment or ""):
+        change = change_event(state, scores, segment or None, as_of_ms, cause, ctx)
+    return ScoreWrite(
+        customer_id=state.customer_id,
+        expected_version=state.version,
+        partition=state.partition,
+        scores=encoded,
+        segment=segment,
+        due_ms=due,
+        change=change,
+    )
+
+
+def change_event(
+    state: CustomerState,
+    scores: Scores | None,
+    segment: str | None,
+    as_of_ms: int,
+    cause: Cause,
+    ctx: ScoringContext,
+) -> bytes:
+    seq = state.seq + 1
+    return orjson.dumps(
+        {
+            "event_id": event_id(state.customer_id, seq),
+            "customer_id": state.customer_id,
+            "previous_segment": state.segment,
+            "segment": segment,
+            "r": scores.r if scores else None,
+            "f": scores.f if scores else None,
+            "m": scores.m if scores else None,
+            "recency_days": scores.recency_days if scores else None,
+            "orders": state.orders,
+            "spend": format_minor(state.spend_minor, ctx.exponent),
+            "currency": ctx.currency,
+            "as_of": iso_utc(as_of_ms),
+            "cause": cause,
+            "sequence": seq,
+            "schema_version": SCHEMA_VERSION,
+        }
+    )

@@ -1,0 +1,104 @@
+"""Value types shared by validation, the Redis store and scoring.
+
+They are plain frozen dataclasses so the pure layers can be tested without Redis and the
+batch oracle in the tests can reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+EventKind = Literal["purchase", "refund", "cancel"]
+
+MS_PER_DAY = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """A validated order event, money already converted to base-currency minor units."""
+
+    kind: EventKind
+    order_id: str
+    customer_id: str
+    amount_minor: int  # 0 for cancels
+    occurred_ms: int  # epoch milliseconds, UTC
+    refund_id: str | None = None  # identifies a refund so a retried refund is a duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input event cannot be applied: becomes a dead-letter record."""
+
+    reason: str  # a stable machine-readable code, see stream.validation.REASONS
+    message: str  # for humans
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    r: int
+    f: int
+    m: int
+    recency_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """What the store holds for one customer, as read back for scoring."""
+
+    customer_id: str
+    first_ms: int | None  # None once every order is cancelled
+    last_ms: int | None
+    orders: int
+    spend_minor: int
+    version: int  # bumped on every write: compare-and-set token for score writes
+    partition: int  # input partition the customer's events arrive on (outbox shard)
+    segment: str | None
+    seq: int  # number of segment changes so far; the next change gets seq + 1
+    r: int | None = None
+    f: int | None = None
+    m: int | None = None
+    recency_days: int | None = None
+    as_of_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreWrite:
+    """Scores for one customer, computed from the state at ``expected_version``."""
+
+    customer_id: str
+    expected_version: int
+    partition: int
+    scores: str  # "r,f,m,recency_days,as_of_ms", or "" once no order counts
+    segment: str  # "" for none
+    due_ms: int  # when R next drops; -1 for never
+    change: bytes  # the segment-change event, b"" when the segment stays
+
+
+def recency_days(last_ms: int, as_of_ms: int) -> int:
+    """Whole days from the last purchase to ``as_of``; never negative.
+
+    An event clock or a skewed producer can put the last purchase after ``as_of``; such a
+    customer bought "today", not in the future.
+    """
+    return max(0, (as_of_ms - last_ms) // MS_PER_DAY)
+
+
+def iso_utc(ms: int) -> str:
+    """RFC 3339 in UTC with millisecond precision, e.g. 2026-11-25T10:00:00.000Z."""
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+    )
+
+
+def parse_instant(text: str) -> int:
+    """Epoch ms from an RFC 3339 time with a zone (or a bare date, taken as UTC midnight)."""
+    value = datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        if "T" in text or " " in text.strip():
+            raise ValueError(f"time {text!r} has no zone; add Z or an offset like +01:00")
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,155 @@
+"""Rescoring customers: by id (after orders), by due time (recency) and in full passes.
+
+Every path reads state, scores it in Python (``state.changes``) and writes it back with
+compare-and-set, so the hot path, the periodic job and ``rfm-stream rescore`` can all run at
+once: a result computed from stale state is dropped, never written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from state.changes import Cause, ScoringContext, plan_write
+from state.keys import Keys
+from state.model import CustomerState, recency_days
+from state.reads import StateReader
+from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
+from state.segments import SegmentRules
+from state.store import StateStore
+
+BATCH = 1000
+
+
+@dataclass
+class PassResult:
+    as_of_ms: int
+    examined: int = 0
+    rescored: int = 0
+    changes: int = 0
+    seconds: float = 0.0
+    kind: str = "due"
+    partitions: set[int] = field(default_factory=set)  # outboxes that got changes
+
+    def add(self, other: PassResult) -> None:
+        self.examined += other.examined
+        self.rescored += other.rescored
+        self.changes += other.changes
+        self.partitions |= other.partitions
+
+
+class ScoringContexts:
+    """Builds the scoring context; in quintile mode from the boundaries stored by the last
+    full pass (thresholds until the first pass has run)."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, mode: str, thresholds_scorer: Scorer,
+        rules: SegmentRules, currency: str, exponent: int,
+    ) -> None:
+        self.redis, self.keys, self.mode = redis, keys, mode
+        self._thresholds = ScoringContext(thresholds_scorer, rules, currency, exponent)
+        self._cached: tuple[bytes, ScoringContext] | None = None
+
+    async def current(self) -> ScoringContext:
+        if self.mode != "quintiles":
+            return self._thresholds
+        raw = await self.redis.get(self.keys.quintiles)
+        if raw is None:
+            return self._thresholds
+        if self._cached is None or self._cached[0] != raw:
+            scorer = QuintileScorer(QuintileBoundaries.from_json(raw))
+            self._cached = (raw, self.with_scorer(scorer))
+        return self._cached[1]
+
+    def with_scorer(self, scorer: Scorer) -> ScoringContext:
+        t = self._thresholds
+        return ScoringContext(scorer, t.rules, t.currency, t.exponent)
+
+
+class Rescorer:
+    def __init__(self, store: StateStore, reader: StateReader, contexts: ScoringContexts) -> None:
+        self.store, self.reader, self.contexts = store, reader, contexts
+
+    async def rescore_ids(
+        self, ids: Sequence[str], as_of_ms: int, cause: Cause,
+        context: ScoringContext | None = None,
+    ) -> PassResult:
+        result = PassResult(as_of_ms=as_of_ms, examined=len(ids))
+        if not ids:
+            return result
+        ctx = context or await self.contexts.current()
+        states = [s for s in await self.reader.customers(ids) if s is not None]
+        writes = [plan_write(s, ctx, as_of_ms, cause) for s in states]
+        written = await self.store.write_scores(writes)
+        for w, ok in zip(writes, written, strict=True):
+            if ok:
+                result.rescored += 1
+                if w.change:
+                    result.changes += 1
+                    result.partitions.add(w.partition)
+        return result
+
+    async def sweep_dirty(self, as_of: Callable[[], Awaitable[int]]) -> PassResult:
+        """Rescore customers an earlier process changed but did not get to score."""
+        total = PassResult(as_of_ms=0, kind="dirty")
+        for _ in range(10_000):
+            ids = await self.reader.dirty_ids(BATCH)
+            if not ids:
+                break
+            total.as_of_ms = await as_of()
+            step = await self.rescore_ids(ids, total.as_of_ms, "order")
+            total.add(step)
+            if step.rescored == 0:
+                break  # all lost to concurrent writers, who will score them
+        return total
+
+    async def due_pass(self, as_of_ms: int) -> PassResult:
+        """Rescore only customers whose R score can have dropped by ``as_of``."""
+        started = time.perf_counter()
+        total = PassResult(as_of_ms=as_of_ms, kind="due")
+        seen: set[str] = set()
+        while True:
+            ids = [i for i in await self.reader.due_ids(as_of_ms, BATCH) if i not in seen]
+            if not ids:
+                break
+            seen.update(ids)
+            total.add(await self.rescore_ids(ids, as_of_ms, "recency"))
+        total.seconds = time.perf_counter() - started
+        return total
+
+    async def full_pass(self, as_of_ms: int, cause: Cause = "rescore") -> PassResult:
+        """Rescore everyone; in quintile mode first recompute the boundaries."""
+        started = time.perf_counter()
+        total = PassResult(as_of_ms=as_of_ms, kind="full")
+        ctx = await self.contexts.current()
+        if self.contexts.mode == "quintiles":
+            ctx = await self._recompute_quintiles(as_of_ms)
+        async for ids in self.reader.scan_customer_ids(BATCH):
+            total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
+        total.seconds = time.perf_counter() - started
+        return total
+
+    async def _recompute_quintiles(self, as_of_ms: int) -> ScoringContext:
+        days: list[int] = []
+        orders: list[int] = []
+        spend: list[int] = []
+        async for ids in self.reader.scan_customer_ids(BATCH):
+            for s in await self.reader.customers(ids):
+                if _scorable(s):
+                    assert s is not None and s.last_ms is not None
+                    days.append(recency_days(s.last_ms, as_of_ms))
+                    orders.append(s.orders)
+                    spend.append(s.spend_minor)
+        if not days:
+            return await self.contexts.current()
+        boundaries = QuintileBoundaries.from_population(days, orders, spend)
+        await self.store.redis.set(self.store.keys.quintiles, boundaries.to_json())
+        return self.contexts.with_scorer(QuintileScorer(boundaries))
+
+
+def _scorable(state: CustomerState | None) -> bool:
+    return state is not None and state.last_ms is not None and state.orders > 0
+

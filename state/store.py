@@ -1,0 +1,104 @@
+"""Writes to customer state: the two atomic steps of the hot path.
+
+1. ``apply_orders``: one Lua call per batch applies every event (or counts it as a duplicate
+   or dead letter) and records the input offsets it covered.
+2. ``write_scores``: one Lua call writes scores computed in Python, compare-and-set on the
+   version each was computed from, and queues segment changes in the outbox.
+
+A crash between the two leaves the customers in the dirty set, so whoever runs next
+rescores them; nothing depends on Kafka redelivering the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from state.keys import Keys
+from state.model import OrderEvent, Rejection, ScoreWrite
+from state.scripts import register
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed Kafka record after validation."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    parsed: OrderEvent | Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    outcomes: list[str]  # per record: "applied", "duplicate" or "dlq:<reason>"
+    touched: list[str]  # customer ids whose state changed
+    clock_ms: int  # the event clock after this batch
+
+
+class StateStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._apply = register(redis, "apply_orders")
+        self._write = register(redis, "write_scores")
+
+    async def apply_orders(self, topic: str, records: Sequence[InputRecord]) -> ApplyResult:
+        keys = self.keys
+        args: list[bytes | str] = [orjson.dumps({"topic": topic, "outbox": keys.outbox_prefix})]
+        for rec in records:
+            args.extend(self._event_args(rec))
+        reply = await self._apply(
+            keys=[keys.offsets, keys.stats, keys.clock, keys.dirty], args=args
+        )
+        outcomes, touched, clock = reply
+        return ApplyResult(
+            outcomes=[o.decode() for o in outcomes],
+            touched=[t.decode() for t in touched],
+            clock_ms=int(clock),
+        )
+
+    def _event_args(self, rec: InputRecord) -> tuple[bytes, bytes, bytes]:
+        event = rec.parsed
+        key = rec.key or b""
+        if isinstance(event, Rejection):
+            desc = [rec.partition, rec.offset, "reject", event.reason, event.message]
+            return orjson.dumps(desc), rec.value or b"", key
+        desc = [
+            rec.partition,
+            rec.offset,
+            event.kind,
+            self.keys.customer(event.customer_id),
+            event.customer_id,
+            event.order_id,
+            str(event.amount_minor),
+            str(event.occurred_ms),
+            event.refund_id or "",
+        ]
+        # A purchase can only be applied or be a duplicate: its bytes are never dead-lettered.
+        value = b"" if event.kind == "purchase" else rec.value or b""
+        return orjson.dumps(desc), value, key
+
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[bool]:
+        if not writes:
+            return []
+        keys = self.keys
+        args: list[bytes | str] = [keys.outbox_prefix]
+        for w in writes:
+            entry = [
+                keys.customer(w.customer_id),
+                w.customer_id,
+                w.expected_version,
+                w.scores,
+                w.segment,
+                w.due_ms,
+                w.partition,
+            ]
+            args.append(orjson.dumps(entry))
+            args.append(w.change)
+        reply = await self._write(keys=[keys.segments, keys.due, keys.dirty], args=args)
+        return [bool(r) for r in reply]

@@ -1,0 +1,1 @@
+"""The Faust app: topics, agents, timers and the command line."""

@@ -1,0 +1,97 @@
+"""The faust app: the orders agent, the rescoring timer and the outbox relay task.
+
+faust does what it is good at here: consumer-group membership, offsets, rebalances, timers
+and the web server. The per-event work is done per batch (``take_events``) by the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from stream.pipeline import RawRecord
+from stream.runtime import Runtime
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def create_app(settings: Settings, runtime: Runtime) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=broker_url(settings.kafka_bootstrap),
+        datadir=settings.data_dir,
+        web_port=settings.web_port,
+        web_host="0.0.0.0",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_commit_every=settings.batch_size,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_acks=-1,
+        logging_config=None,
+    )
+    orders = app.topic(
+        settings.orders_topic, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )
+    relay_wake = asyncio.Event()
+
+    @app.agent(orders, concurrency=1)
+    async def process_orders(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            records = [
+                RawRecord(e.message.partition, e.message.offset, e.message.key, e.message.value,
+                          e.message.timestamp and int(e.message.timestamp * 1000))
+                for e in events
+            ]
+            await _finish(runtime.pipeline.process(records))
+            relay_wake.set()
+
+    @app.timer(settings.rescore_interval, on_leader=True)
+    async def rescore_periodically() -> None:
+        as_of = await runtime.as_of_now()
+        swept = await runtime.rescorer.sweep_dirty(runtime.as_of_now)
+        if settings.scoring == "quintiles":
+            result = await runtime.rescorer.full_pass(as_of, cause="rescore")
+        else:
+            result = await runtime.rescorer.due_pass(as_of)
+        log.info(
+            "rescoring pass (%s) as of %d: %d examined, %d rescored, %d changes in %.2fs; "
+            "%d dirty swept", result.kind, as_of, result.examined, result.rescored,
+            result.changes, result.seconds, swept.rescored,
+        )
+        relay_wake.set()
+
+    @app.task
+    async def relay_outbox() -> None:
+        await runtime.rescorer.sweep_dirty(runtime.as_of_now)
+        await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)
+
+    return app
+
+
+async def _finish(work: Any) -> Any:
+    """Run a batch to its end even if the agent is cancelled (SIGTERM) meanwhile.
+
+    faust acks the events of a batch when the agent moves past it, also when it moves past
+    by cancellation; finishing the batch first means nothing is acked before it is applied.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

@@ -1,0 +1,1 @@
+"""The ``rfm-stream`` command line: one module per group of subcommands."""

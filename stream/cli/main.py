@@ -1,0 +1,81 @@
+"""Entry point of ``rfm-stream``: parses arguments, loads settings, runs a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from stream.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rfm-stream",
+        description="Streaming RFM segmentation: Kafka order events in, segment changes out.",
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="settings file (RFM_* env wins)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("demo", help="embedded broker and Redis, a worker and a synthetic shop")
+    sub.add_parser("worker", help="run one worker against the configured Kafka and Redis")
+    p = sub.add_parser("produce", help="publish order events from a CSV or JSON-lines file")
+    p.add_argument("file")
+    p = sub.add_parser("rescore", help="one full rescoring pass now; emits segment changes")
+    p.add_argument("--as-of", metavar="TIME", help="RFC 3339 time (default: the clock setting)")
+    p = sub.add_parser("customer", help="one customer's profile as JSON")
+    p.add_argument("customer_id")
+    p = sub.add_parser("export", help="every profile, streamed")
+    p.add_argument("--segment", metavar="NAME")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    sub.add_parser("segments", help="segment sizes")
+    return parser
+
+
+def _commands() -> dict[str, Command]:
+    from stream.cli import demo, ops, queries, worker
+
+    return {
+        "demo": demo.run,
+        "worker": worker.run,
+        "produce": ops.produce,
+        "rescore": ops.rescore,
+        "customer": queries.customer,
+        "export": queries.export,
+        "segments": queries.segments,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(config_file=args.config)
+    except SettingsError as exc:
+        print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _commands()[args.command](settings, args)
+    except SettingsError as exc:
+        print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_async(coro: object) -> int:
+    """Run a subcommand coroutine that returns an exit code."""
+    result = asyncio.run(coro)  # type: ignore[arg-type]
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

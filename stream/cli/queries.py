@@ -1,0 +1,104 @@
+"""``rfm-stream customer``, ``export`` and ``segments``: read-only views of the state.
+
+Each profile is shown as last scored, with that scoring's ``as_of``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from typing import Any
+
+import orjson
+
+from state.model import CustomerState, iso_utc
+from state.money import format_minor
+from stream.cli.main import run_async
+from stream.runtime import Runtime
+from stream.settings import Settings
+
+PROFILE_FIELDS = (
+    "customer_id", "first_purchase_at", "last_purchase_at", "orders", "spend", "currency",
+    "recency_days", "r", "f", "m", "segment", "as_of",
+)
+
+
+def profile(state: CustomerState, settings: Settings) -> dict[str, Any]:
+    def ts(ms: int | None) -> str | None:
+        return None if ms is None else iso_utc(ms)
+
+    return {
+        "customer_id": state.customer_id,
+        "first_purchase_at": ts(state.first_ms),
+        "last_purchase_at": ts(state.last_ms),
+        "orders": state.orders,
+        "spend": format_minor(state.spend_minor, settings.exponent),
+        "currency": settings.currency,
+        "recency_days": state.recency_days,
+        "r": state.r,
+        "f": state.f,
+        "m": state.m,
+        "segment": state.segment,
+        "as_of": ts(state.as_of_ms),
+    }
+
+
+def customer(settings: Settings, args: argparse.Namespace) -> int:
+    async def go() -> int:
+        runtime = Runtime.build(settings)
+        try:
+            state = await runtime.reader.customer(args.customer_id)
+        finally:
+            await runtime.close()
+        if state is None:
+            print(f"rfm-stream customer: no customer {args.customer_id!r}", file=sys.stderr)
+            return 1
+        sys.stdout.write(orjson.dumps(profile(state, settings), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return 0
+
+    return run_async(go())
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    async def go() -> int:
+        runtime = Runtime.build(settings)
+        out = sys.stdout
+        writer = csv.DictWriter(out, PROFILE_FIELDS) if args.format == "csv" else None
+        if writer:
+            writer.writeheader()
+        try:
+            async for ids in runtime.reader.scan_customer_ids():
+                for state in await runtime.reader.customers(ids):
+                    if state is None or (args.segment and state.segment != args.segment):
+                        continue
+                    row = profile(state, settings)
+                    if writer:
+                        writer.writerow(row)
+                    else:
+                        out.write(orjson.dumps(row).decode() + "\n")
+        finally:
+            await runtime.close()
+        out.flush()
+        return 0
+
+    return run_async(go())
+
+
+def segments(settings: Settings, args: argparse.Namespace) -> int:
+    async def go() -> int:
+        runtime = Runtime.build(settings)
+        try:
+            counts = await runtime.reader.segment_counts()
+        finally:
+            await runtime.close()
+        total = sum(counts.values())
+        width = max([len(n) for n in counts] + [7])
+        for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            share = 100 * n / total if total else 0
+            print(f"{name:<{width}}  {n:>10}  {share:5.1f}%")
+        print(f"{'total':<{width}}  {total:>10}")
+        return 0
+
+    return run_async(go())

@@ -1,0 +1,119 @@
+"""One batch of order records: validate -> apply -> score -> (outbox).
+
+The pipeline never raises on a bad event or a transient failure: bad events become dead
+letters, transient Redis failures are retried until Redis answers. A bug in the batched
+apply is isolated by applying the batch one event at a time, so only the event that trips it
+is dead-lettered (reason ``internal_error``). If even that is impossible the process stops
+hard without acknowledging anything, so the events are delivered again after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from state.model import Rejection
+from state.rescorer import PassResult, Rescorer
+from state.store import ApplyResult, InputRecord, StateStore
+from stream.retry import retry_transient
+from stream.validation import ValidationRules, parse_order
+
+log = logging.getLogger(__name__)
+EXIT_UNRECOVERABLE = 70
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None  # broker timestamp, for latency metrics
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    applied: ApplyResult
+    scored: PassResult
+    records: Sequence[InputRecord]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class OrderPipeline:
+    def __init__(
+        self,
+        topic: str,
+        rules: ValidationRules,
+        store: StateStore,
+        rescorer: Rescorer,
+        clock: str,
+    ) -> None:
+        self.topic = topic
+        self.rules = rules
+        self.store = store
+        self.rescorer = rescorer
+        self.clock = clock
+
+    async def process(self, records: Sequence[RawRecord]) -> BatchReport:
+        now = now_ms()
+        inputs = [
+            InputRecord(r.partition, r.offset, r.key, r.value, parse_order(r.value, self.rules, now))
+            for r in records
+        ]
+        applied = await self._apply(inputs)
+        as_of = now if self.clock == "wall" else applied.clock_ms
+        scored = await self._score(applied.touched, as_of)
+        return BatchReport(applied=applied, scored=scored, records=inputs)
+
+    async def _apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
+        try:
+            return await retry_transient(
+                lambda: self.store.apply_orders(self.topic, inputs), "applying a batch"
+            )
+        except Exception:
+            log.exception("batch apply failed; isolating the event that fails")
+        outcomes: list[str] = []
+        touched: list[str] = []
+        clock = 0
+        for rec in inputs:
+            one = await self._apply_one(rec)
+            outcomes.extend(one.outcomes)
+            touched.extend(t for t in one.touched if t not in touched)
+            clock = max(clock, one.clock_ms)
+        return ApplyResult(outcomes=outcomes, touched=touched, clock_ms=clock)
+
+    async def _apply_one(self, rec: InputRecord) -> ApplyResult:
+        try:
+            return await retry_transient(
+                lambda: self.store.apply_orders(self.topic, [rec]), "applying an event"
+            )
+        except Exception as exc:
+            log.exception("event at %s:%d:%d fails to apply", self.topic, rec.partition, rec.offset)
+            failed = InputRecord(
+                rec.partition, rec.offset, rec.key, rec.value,
+                Rejection("internal_error", f"processing failed: {type(exc).__name__}: {exc}"),
+            )
+        try:
+            return await retry_transient(
+                lambda: self.store.apply_orders(self.topic, [failed]), "dead-lettering an event"
+            )
+        except Exception:
+            log.critical("cannot even dead-letter an event; stopping without acknowledging it")
+            logging.shutdown()
+            os._exit(EXIT_UNRECOVERABLE)
+
+    async def _score(self, touched: Sequence[str], as_of: int) -> PassResult:
+        try:
+            return await retry_transient(
+                lambda: self.rescorer.rescore_ids(touched, as_of, "order"), "scoring a batch"
+            )
+        except Exception:
+            # The customers stay in the dirty set; the periodic sweep scores them later.
+            log.exception("scoring %d customers failed; left for the next sweep", len(touched))
+            return PassResult(as_of_ms=as_of, examined=len(touched))
