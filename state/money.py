@@ -149,11 +149,13 @@ class CurrencyTable:
     """
 
     base: str
-    rates: Mapping[str, Decimal] = field(default_factory=dict)
+    rates: Mapping[str, Decimal] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not is_currency_code(self.base):
             raise ValueError(f"base currency {self.base!r} is not an ISO 4217 code")
+        if self.base in self.rates:  # it would be silently ignored: surely a config mistake
+            raise ValueError(f"the base currency {self.base} must not have a rate")
         for currency, rate in self.rates.items():
             _check_rate(currency, rate)
         # A read-only copy: a caller mutating its dict must not change past conversions.

@@ -130,9 +130,9 @@ def _show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return f"an array of {len(value)} items"
+        return f"an array of length {len(value)}"
     if isinstance(value, dict):
-        return f"an object with {len(value)} keys"
+        return f"an object of size {len(value)}"
     if isinstance(value, str):
         return _clip(repr(value[: _SHOW_CHARS + 1]))
     return _clip(repr(value))

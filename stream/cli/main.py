@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -36,18 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _commands() -> dict[str, Command]:
-    from stream.cli import demo, ops, queries, worker
+# Imported on use, so ``rfm-stream customer`` does not pay for importing faust.
+_COMMANDS = {
+    "demo": ("stream.cli.demo", "run"),
+    "worker": ("stream.cli.worker", "run"),
+    "produce": ("stream.cli.ops", "produce"),
+    "rescore": ("stream.cli.ops", "rescore"),
+    "customer": ("stream.cli.queries", "customer"),
+    "export": ("stream.cli.queries", "export"),
+    "segments": ("stream.cli.queries", "segments"),
+}
 
-    return {
-        "demo": demo.run,
-        "worker": worker.run,
-        "produce": ops.produce,
-        "rescore": ops.rescore,
-        "customer": queries.customer,
-        "export": queries.export,
-        "segments": queries.segments,
-    }
+
+def _command(name: str) -> Command:
+    module, attr = _COMMANDS[name]
+    command: Command = getattr(importlib.import_module(module), attr)
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return _commands()[args.command](settings, args)
+        return _command(args.command)(settings, args)
     except SettingsError as exc:
         print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from stream.app import create_app
 from stream.runtime import Runtime
@@ -15,6 +16,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     runtime = Runtime.build(settings)  # validates segment rules before anything starts
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(ensure_topics(settings))
     app = create_app(settings, runtime)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)

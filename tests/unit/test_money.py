@@ -20,22 +20,19 @@ from state.money import (
 USD_TABLE = CurrencyTable("USD", {"EUR": Decimal("1.08"), "JPY": Decimal("0.0067")})
 
 
-@pytest.mark.parametrize(
-    ("currency", "exponent"),
-    [
-        *[
-            (c, 0)
-            for c in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
-        ],
-        *[(c, 3) for c in "BHD IQD JOD KWD LYD OMR TND".split()],
-        ("CLF", 4),
-        ("UYW", 4),
-        ("USD", 2),
-        ("EUR", 2),
-        ("GBP", 2),
-        ("XYZ", 2),
-    ],
-)
+ZERO_DIGITS = [
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+    "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF",
+]  # fmt: skip
+THREE_DIGITS = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]
+EXPONENTS = [
+    *[(c, 0) for c in ZERO_DIGITS],
+    *[(c, 3) for c in THREE_DIGITS],
+    *[("CLF", 4), ("UYW", 4), ("USD", 2), ("EUR", 2), ("GBP", 2), ("XYZ", 2)],
+]
+
+
+@pytest.mark.parametrize(("currency", "exponent"), EXPONENTS)
 def test_minor_unit_exponent(currency: str, exponent: int) -> None:
     assert minor_unit_exponent(currency) == exponent
 
@@ -178,6 +175,15 @@ def test_table_rejects_bad_rates(rates: dict[str, Decimal]) -> None:
 def test_table_rejects_bad_base() -> None:
     with pytest.raises(ValueError, match="base currency"):
         CurrencyTable("usd")
+    with pytest.raises(ValueError, match="must not have a rate"):
+        CurrencyTable("USD", {"USD": Decimal("1")})
+
+
+def test_table_is_hashable_and_comparable() -> None:
+    same = CurrencyTable("USD", {"JPY": Decimal("0.0067"), "EUR": Decimal("1.08")})
+    assert same == USD_TABLE
+    assert hash(same) == hash(USD_TABLE)
+    assert CurrencyTable("USD", {"EUR": Decimal("1.09")}) != USD_TABLE
 
 
 def test_parse_rates() -> None:
@@ -239,7 +245,9 @@ def test_format_minor_rejects_negative_exponent() -> None:
 @given(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=0, max_value=4))
 def test_format_minor_round_trips(minor: int, exponent: int) -> None:
     text = format_minor(minor, exponent)
-    assert Decimal(text).scaleb(exponent) == minor
+    whole, _, fraction = text.partition(".")
+    assert len(fraction) == exponent
+    assert int(whole + fraction) == minor  # exact, unlike Decimal.scaleb in a 28-digit context
     currency = {0: "JPY", 2: "USD", 3: "KWD", 4: "CLF"}.get(exponent)
     if currency is not None:
         assert CurrencyTable(currency).to_base_minor(Decimal(text), currency) == minor

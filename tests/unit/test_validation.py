@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -170,7 +170,7 @@ def test_type_of_wrong_json_type(value: object) -> None:
         "%s %d",
         "a b",
         " padded ",
-        "顧客-７",
+        "顧客-\uff17",  # fullwidth digit
         "client-é",
         "😀",
         "שלום",
@@ -191,7 +191,8 @@ def test_required_fields(field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "   ", "\u3000", "a\x00b", "a\nb", "\t", "a\x7f", "a\x85", "x" * 257, 7, 1.5, True]
+    "value",
+    ["", "   ", "\u3000", "a\x00b", "a\nb", "\t", "a\x7f", "a\x85", "x" * 257, 7, 1.5, True],
 )
 @pytest.mark.parametrize("field", ["order_id", "customer_id"])
 def test_bad_ids(field: str, value: object) -> None:
@@ -370,7 +371,7 @@ def test_unknown_currency_is_named() -> None:
         ("2026-11-25T10:00:00+00:00", NOW),
         ("2026-11-25T11:00:00+01:00", NOW),
         ("2026-11-25T05:30:00-04:30", NOW),
-        ("2026-11-25T00:30:00+01:00", NOW - 9 * 3_600_000 - 1_800_000),  # previous UTC day
+        ("2026-11-25T00:30:00+01:00", NOW - 10 * 3_600_000 - 1_800_000),  # 23:30Z the day before
         ("2026-11-25 10:00:00Z", NOW),
         ("2026-11-25t10:00:00z", NOW),
         ("2026-11-25T10:00:00.123Z", NOW + 123),
@@ -476,20 +477,22 @@ def test_malformed_json(raw: bytes | None) -> None:
     rejected("malformed_json", raw)
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"1", b'"order"', b"null", b"true", b"[" * 500 + b"]" * 500])
+@pytest.mark.parametrize(
+    "raw", [b"[]", b"1", b'"order"', b"null", b"true", b"[" * 500 + b"]" * 500]
+)
 def test_not_an_object(raw: bytes) -> None:
     rejected("not_an_object", raw)
 
 
 def test_deep_nesting_inside_a_field_is_described() -> None:
     raw = b'{"order_id": ' + b"[" * 1000 + b"]" * 1000 + b"}"
-    assert "array of 1 items" in rejected("invalid_field", raw).message
+    assert "array of length 1" in rejected("invalid_field", raw).message
 
 
 def test_payload_size_is_checked_before_parsing() -> None:
     rules = ValidationRules(RULES.currencies, max_payload_bytes=200)
     raw = payload()
-    padded = raw[:-1] + b"," + b'"pad":"' + b"x" * (200 - len(raw) - 8) + b'"}'
+    padded = raw[:-1] + b"," + b'"pad":"' + b"x" * (200 - len(raw) - 9) + b'"}'
     assert len(padded) == 200
     assert isinstance(parse_order(padded, rules, NOW), OrderEvent)
     rejected("payload_too_large", padded[:-1] + b" }", rules)
@@ -517,7 +520,7 @@ def check(result: OrderEvent | Rejection) -> None:
     assert result.order_id and result.customer_id
     assert 0 < result.occurred_ms <= NOW + SKEW
     assert result.amount_minor >= 0
-    assert result.amount_minor <= 100_000_000_000
+    assert result.amount_minor <= 108_000_000_000  # 1e9 EUR at 1.08
     if result.kind == "cancel":
         assert result.amount_minor == 0
     if result.kind != "refund":
@@ -533,8 +536,9 @@ JSON_SCALARS = (
 )
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5)
+    ),
     max_leaves=20,
 )
 HOSTILE_STRINGS = st.sampled_from(
@@ -545,7 +549,8 @@ HOSTILE_STRINGS = st.sampled_from(
         "\x00", "\u202e", "{}:*%", "USD", "EUR", "GBP", "JPY", "",
     ]
 )  # fmt: skip
-FIELD_VALUES = JSON_VALUES | HOSTILE_STRINGS | st.integers() .filter(lambda i: -(2**63) <= i < 2**64)
+FIELD_VALUES = JSON_VALUES | HOSTILE_STRINGS
+OFFSETS = st.integers(min_value=-1439, max_value=1439).map(lambda m: timezone(timedelta(minutes=m)))
 ORDERS = st.fixed_dictionaries(
     {},
     optional={
@@ -559,7 +564,7 @@ ORDERS = st.fixed_dictionaries(
         | FIELD_VALUES,
         "currency": st.sampled_from(["USD", "EUR", "JPY", "GBP", "usd"]) | FIELD_VALUES,
         "occurred_at": st.integers(min_value=-(2**63), max_value=2**64 - 1)
-        | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+        | st.datetimes(timezones=OFFSETS).map(lambda d: d.isoformat())
         | FIELD_VALUES,
     },
 )
@@ -596,9 +601,9 @@ def test_huge_numbers_in_raw_json_never_raise(number: int | str, field: str) -> 
     check(parse_order(raw, RULES, NOW))
 
 
-@given(st.datetimes(timezones=st.timezones()))
+@given(st.datetimes(timezones=OFFSETS))
 def test_aware_datetimes_convert_exactly(moment: datetime) -> None:
-    expected = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // (datetime.resolution * 1000)
+    expected = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     result = parse(occurred_at=moment.isoformat())
     if isinstance(result, OrderEvent):
         assert result.occurred_ms == expected

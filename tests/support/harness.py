@@ -1,0 +1,170 @@
+"""Drives real worker processes and real topics from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from stream.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rfm_env(
+    kafka_bootstrap: str, redis_url: str, prefix: str, workdir: Path, **extra: str
+) -> dict[str, str]:
+    """Settings for one test: its own topics, consumer group and data directory."""
+    env = {
+        "RFM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "RFM_REDIS_URL": redis_url,
+        "RFM_ORDERS_TOPIC": f"{prefix}orders",
+        "RFM_DLQ_TOPIC": f"{prefix}orders.dlq",
+        "RFM_CHANGES_TOPIC": f"{prefix}changes",
+        "RFM_APP_ID": f"{prefix}app",
+        "RFM_PARTITIONS": "4",
+        "RFM_RESCORE_INTERVAL": "3600",
+        "RFM_DATA_DIR": str(workdir / "data"),
+        "RFM_LOG_LEVEL": "info",
+    }
+    env.update(extra)
+    return env
+
+
+def settings_of(env: Mapping[str, str]) -> Settings:
+    return load_settings(env=env)
+
+
+class Worker:
+    """``rfm-stream worker`` as a child process, as an operator would run it."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env, "RFM_WEB_PORT": str(free_port())}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli.main", "worker"],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def run_cli(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli.main", *args], env={**os.environ, **env}, cwd=ROOT,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               worker: Worker | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    tail = f"\nworker log:\n{worker.log_tail()}" if worker else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
+
+
+def accounted(redis_url: str, prefix: str = "rfm") -> int:
+    """Input events applied + duplicate + dead-lettered, as counted in Redis."""
+    stats = redis.Redis.from_url(redis_url).hgetall(f"{prefix}:stats")
+    return sum(int(v) for v in stats.values())
+
+
+def outbox_empty(redis_url: str, partitions: int = 4, prefix: str = "rfm") -> bool:
+    r = redis.Redis.from_url(redis_url)
+    return all(r.xlen(f"{prefix}:outbox:{p}") == 0 for p in range(partitions))
+
+
+async def _produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    n = 0
+    try:
+        futures = []
+        for key, value in records:
+            futures.append(await producer.send(topic, value, key=key))
+            n += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
+    return asyncio.run(_produce(bootstrap, topic, records))
+
+
+async def _read_all(bootstrap: str, topic: str, expect: int | None, timeout: float,
+                    ) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            got = await consumer.getmany(timeout_ms=300)
+            for batch in got.values():
+                out.extend(batch)
+            if got:
+                quiet_since = time.monotonic()
+            if expect is not None and len(out) >= expect:
+                break
+            if expect is None and time.monotonic() - quiet_since > 2.0:
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 20,
+               ) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on a topic, from the beginning: until ``expect`` arrived, or 2 s of quiet."""
+    return asyncio.run(_read_all(bootstrap, topic, expect, timeout))
