@@ -88,9 +88,9 @@ def recency_days(last_ms: int, as_of_ms: int) -> int:
 def iso_utc(ms: int) -> str:
     """RFC 3339 in UTC with millisecond precision, e.g. 2026-11-25T10:00:00.000Z."""
     return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
-        )
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -73,26 +74,24 @@ class StateReader:
 
     async def due_ids(self, until_ms: int, limit: int) -> list[str]:
         found = await self.redis.zrangebyscore(self.keys.due, "-inf", until_ms, 0, limit)
-        return [m.decode() for m in found]
+        return [m.decode() for m in cast(list[bytes], found)]
 
     async def dirty_ids(self, limit: int) -> list[str]:
         found = await self.redis.srandmember(self.keys.dirty, limit)
-        return [m.decode() for m in found]
+        return [m.decode() for m in cast(list[bytes], found or [])]
 
     async def segment_counts(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.keys.segments)
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.segments))
         return {k.decode(): int(v) for k, v in raw.items() if int(v) != 0}
 
     async def stats(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.keys.stats)
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.stats))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def clock_ms(self) -> int | None:
-        return _int(await self.redis.get(self.keys.clock))
+        return _int(cast(bytes | None, await self.redis.get(self.keys.clock)))
 
     async def applied_offsets(self, topic: str) -> dict[int, int]:
-        raw = await self.redis.hgetall(self.keys.offsets)
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.offsets))
         head = f"{topic}:".encode()
-        return {
-            int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)
-        }
+        return {int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)}

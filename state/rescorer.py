@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -46,8 +47,14 @@ class ScoringContexts:
     full pass (thresholds until the first pass has run)."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, mode: str, thresholds_scorer: Scorer,
-        rules: SegmentRules, currency: str, exponent: int,
+        self,
+        redis: Redis,
+        keys: Keys,
+        mode: str,
+        thresholds_scorer: Scorer,
+        rules: SegmentRules,
+        currency: str,
+        exponent: int,
     ) -> None:
         self.redis, self.keys, self.mode = redis, keys, mode
         self._thresholds = ScoringContext(thresholds_scorer, rules, currency, exponent)
@@ -56,7 +63,7 @@ class ScoringContexts:
     async def current(self) -> ScoringContext:
         if self.mode != "quintiles":
             return self._thresholds
-        raw = await self.redis.get(self.keys.quintiles)
+        raw = cast(bytes | None, await self.redis.get(self.keys.quintiles))
         if raw is None:
             return self._thresholds
         if self._cached is None or self._cached[0] != raw:
@@ -74,7 +81,10 @@ class Rescorer:
         self.store, self.reader, self.contexts = store, reader, contexts
 
     async def rescore_ids(
-        self, ids: Sequence[str], as_of_ms: int, cause: Cause,
+        self,
+        ids: Sequence[str],
+        as_of_ms: int,
+        cause: Cause,
         context: ScoringContext | None = None,
     ) -> PassResult:
         result = PassResult(as_of_ms=as_of_ms, examined=len(ids))
@@ -152,4 +162,3 @@ class Rescorer:
 
 def _scorable(state: CustomerState | None) -> bool:
     return state is not None and state.last_ms is not None and state.orders > 0
-

@@ -157,9 +157,12 @@ class ThresholdScorer:
 
 
 def _quintile_cuts(values: Sequence[int]) -> Cuts:
+    """Cut k is the value at rank ceil(k*N/5) - 1, so that ``#{cuts < x}`` equals
+    ``floor(5 * #{v < x} / N)``: a value scores by where its first occurrence falls."""
     ordered = sorted(values)
     n = len(ordered)
-    return (ordered[n // 5], ordered[2 * n // 5], ordered[3 * n // 5], ordered[4 * n // 5])
+    at = [-(-k * n // 5) - 1 for k in range(1, 5)]
+    return (ordered[at[0]], ordered[at[1]], ordered[at[2]], ordered[at[3]])
 
 
 _QUINTILE_FIELDS = ("recency", "frequency", "monetary")
@@ -167,14 +170,16 @@ _QUINTILE_FIELDS = ("recency", "frequency", "monetary")
 
 @dataclass(frozen=True, slots=True)
 class QuintileBoundaries:
-    """Population cut values: a value scores ``1 + #{cuts <= value}``.
+    """Population cut values: a value scores ``1 + #{cuts < value}``.
 
-    Cuts are taken at ranks ``k*N//5`` of the sorted population, so equal values always score
-    equally and N distinct values split into five groups of N/5.
+    That is ``1 + floor(5 * #{population values below it} / N)``: equal values always score
+    equally, N distinct values split into five groups of N/5, and a large tie (say 70% of
+    customers with one order) gets the score of where the tie starts (F=1), not where it
+    ends; ties going up would put one-time buyers among the frequent ones.
 
     ``recency`` is stored NEGATED (cuts over ``-days``), because fewer days is better; that
     keeps one rule, "higher is better", for all three fields. ``recency == (-90, -60, ...)``
-    means "90 days or fewer scores at least 2".
+    means "fewer than 90 days scores at least 2".
     """
 
     recency: Cuts
@@ -243,9 +248,9 @@ class QuintileScorer:
     def score(self, last_ms: int, orders: int, spend_minor: int, as_of_ms: int) -> Scores:
         days = recency_days(last_ms, as_of_ms)
         return Scores(
-            r=1 + bisect_right(self._recency, -days),
-            f=1 + bisect_right(self._frequency, orders),
-            m=1 + bisect_right(self._monetary, spend_minor),
+            r=1 + bisect_left(self._recency, -days),
+            f=1 + bisect_left(self._frequency, orders),
+            m=1 + bisect_left(self._monetary, spend_minor),
             recency_days=days,
         )
 

@@ -35,7 +35,7 @@ class InputRecord:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    outcomes: list[str]  # per record: "applied", "duplicate" or "dlq:<reason>"
+    outcomes: list[str]  # per record: applied, duplicate, redelivered or dlq:<reason>
     touched: list[str]  # customer ids whose state changed
     clock_ms: int  # the event clock after this batch
 

@@ -44,8 +44,11 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         logging_config=None,
     )
     orders = app.topic(
-        settings.orders_topic, key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
+        settings.orders_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
     relay_wake = asyncio.Event()
 
@@ -53,14 +56,19 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     async def process_orders(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
             records = [
-                RawRecord(e.message.partition, e.message.offset, e.message.key, e.message.value,
-                          e.message.timestamp and int(e.message.timestamp * 1000))
+                RawRecord(
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                    e.message.timestamp and int(e.message.timestamp * 1000),
+                )
                 for e in events
             ]
             await _finish(runtime.pipeline.process(records))
             relay_wake.set()
 
-    @app.timer(settings.rescore_interval, on_leader=True)
+    @app.timer(settings.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
         as_of = await runtime.as_of_now()
         swept = await runtime.rescorer.sweep_dirty(runtime.as_of_now)
@@ -70,12 +78,18 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             result = await runtime.rescorer.due_pass(as_of)
         log.info(
             "rescoring pass (%s) as of %d: %d examined, %d rescored, %d changes in %.2fs; "
-            "%d dirty swept", result.kind, as_of, result.examined, result.rescored,
-            result.changes, result.seconds, swept.rescored,
+            "%d dirty swept",
+            result.kind,
+            as_of,
+            result.examined,
+            result.rescored,
+            result.changes,
+            result.seconds,
+            swept.rescored,
         )
         relay_wake.set()
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def relay_outbox() -> None:
         await runtime.rescorer.sweep_dirty(runtime.as_of_now)
         await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)

@@ -63,7 +63,9 @@ class OrderPipeline:
     async def process(self, records: Sequence[RawRecord]) -> BatchReport:
         now = now_ms()
         inputs = [
-            InputRecord(r.partition, r.offset, r.key, r.value, parse_order(r.value, self.rules, now))
+            InputRecord(
+                r.partition, r.offset, r.key, r.value, parse_order(r.value, self.rules, now)
+            )
             for r in records
         ]
         applied = await self._apply(inputs)
@@ -96,7 +98,10 @@ class OrderPipeline:
         except Exception as exc:
             log.exception("event at %s:%d:%d fails to apply", self.topic, rec.partition, rec.offset)
             failed = InputRecord(
-                rec.partition, rec.offset, rec.key, rec.value,
+                rec.partition,
+                rec.offset,
+                rec.key,
+                rec.value,
                 Rejection("internal_error", f"processing failed: {type(exc).__name__}: {exc}"),
             )
         try:

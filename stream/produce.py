@@ -13,7 +13,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import orjson
 
@@ -28,6 +28,7 @@ OPTIONAL_COLUMNS: Final = ("currency", "type", "refund_id")
 JSON_SUFFIXES: Final = frozenset({".jsonl", ".json", ".ndjson"})
 _SHOWN_BAD_ROWS: Final = 20
 _SHOW_CHARS: Final = 60
+_BOM: Final = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -53,7 +54,7 @@ def read_events(path: Path) -> Iterator[Row]:
     )
 
 
-def _open_csv(path: Path) -> Any:
+def _open_csv(path: Path) -> TextIO:
     # utf-8-sig drops the byte-order mark spreadsheets write; surrogateescape lets a row
     # with bad bytes be reported on its own instead of aborting the whole file.
     return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -98,11 +99,9 @@ def _csv_rows(path: Path, columns: list[str]) -> Iterator[Row]:
 def _csv_record(columns: list[str], cells: list[str]) -> tuple[bytes, bytes] | str:
     if len(cells) != len(columns):
         return f"expected {len(columns)} columns, got {len(cells)}"
-    try:
-        row = {name: cell.strip() for name, cell in zip(columns, cells, strict=True)}
-        "".join(row.values()).encode()
-    except UnicodeEncodeError:
+    if not _is_utf8(cells):
         return "not valid UTF-8"
+    row = {name: cell.strip() for name, cell in zip(columns, cells, strict=True)}
     required = [n for n in REQUIRED_COLUMNS if n != "amount" or row.get("type") != "cancel"]
     missing = [name for name in required if not row[name]]
     if missing:
@@ -115,10 +114,19 @@ def _csv_record(columns: list[str], cells: list[str]) -> tuple[bytes, bytes] | s
     return row["customer_id"].encode(), orjson.dumps(event)
 
 
+def _is_utf8(cells: list[str]) -> bool:
+    """False if the file had bytes that are not UTF-8 (decoded as lone surrogates)."""
+    try:
+        "".join(cells).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _json_rows(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, start=1):
-            text = raw.strip()
+            text = (raw.removeprefix(_BOM) if line == 1 else raw).strip()
             if text:
                 yield line, _json_record(text)
 

@@ -9,8 +9,10 @@ the changes of one customer reach Kafka in the order they happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -46,7 +48,10 @@ class OutboxRelay:
         try:
             stream = self.keys.outbox(partition)
             while True:
-                entries = await self.redis.xrange(stream, "-", "+", count=CHUNK)
+                entries = cast(
+                    list[tuple[bytes, dict[bytes, bytes]]],
+                    await self.redis.xrange(stream, "-", "+", count=CHUNK),
+                )
                 if not entries:
                     return total
                 await self.publisher.publish([self._record(fields) for _, fields in entries])
@@ -81,10 +86,8 @@ class OutboxRelay:
     async def run_forever(self, partitions: range, wake: asyncio.Event, every: float) -> None:
         """Drain on a signal from the hot path, or every ``every`` seconds at the latest."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=every)
-            except TimeoutError:
-                pass
             wake.clear()
             try:
                 await self.drain(partitions)

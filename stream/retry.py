@@ -54,7 +54,14 @@ async def retry_transient(
             if on_retry is not None:
                 on_retry(exc)
             level = logging.WARNING if attempt == 1 or attempt % 10 == 0 else logging.DEBUG
-            log.log(level, "%s failed (%s: %s); retry %d in %.2fs",
-                    what, type(exc).__name__, exc, attempt, delay)
+            log.log(
+                level,
+                "%s failed (%s: %s); retry %d in %.2fs",
+                what,
+                type(exc).__name__,
+                exc,
+                attempt,
+                delay,
+            )
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(max_delay, delay * 2)

@@ -42,15 +42,22 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         rules = load_rules(settings)
         redis = aioredis.from_url(
-            settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+            settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
             health_check_interval=30,
         )
         keys = Keys(settings.redis_prefix)
         store = StateStore(redis, keys)
         reader = StateReader(redis, keys)
         contexts = ScoringContexts(
-            redis, keys, settings.scoring, ThresholdScorer(settings.thresholds), rules,
-            settings.currency, settings.exponent,
+            redis,
+            keys,
+            settings.scoring,
+            ThresholdScorer(settings.thresholds),
+            rules,
+            settings.currency,
+            settings.exponent,
         )
         rescorer = Rescorer(store, reader, contexts)
         publisher = Publisher(settings.kafka_bootstrap)
@@ -75,5 +82,3 @@ class Runtime:
     async def close(self) -> None:
         await self.publisher.stop()
         await self.redis.aclose()
-
-

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from state.money import CurrencyTable, is_currency_code, minor_unit_exponent, parse_rates
 from state.scoring import Thresholds
@@ -69,7 +69,7 @@ def _four_ints(text: str) -> tuple[int, int, int, int]:
     parts = tuple(int(p) for p in text.split(","))
     if len(parts) != 4:
         raise ValueError("needs four comma-separated whole numbers")
-    return cast(tuple[int, int, int, int], parts)
+    return parts
 
 
 def _four_amounts(text: str) -> tuple[str, str, str, str]:
@@ -78,7 +78,7 @@ def _four_amounts(text: str) -> tuple[str, str, str, str]:
         raise ValueError("needs four comma-separated amounts")
     for p in parts:
         Decimal(p)
-    return cast(tuple[str, str, str, str], parts)
+    return parts
 
 
 def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
@@ -88,7 +88,9 @@ def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = _setting("127.0.0.1:9092", _text, "Kafka bootstrap servers")
-    redis_url: str = _setting("redis://127.0.0.1:6379/0", _text, "Redis URL (redis:// or rediss://)")
+    redis_url: str = _setting(
+        "redis://127.0.0.1:6379/0", _text, "Redis URL (redis:// or rediss://)"
+    )
     redis_prefix: str = _setting("rfm", _text, "Prefix of every Redis key")
     app_id: str = _setting("rfm-stream", _text, "Faust app id: the Kafka consumer group")
     orders_topic: str = _setting("rfm.orders", _text, "Input topic of order events")
@@ -97,21 +99,39 @@ class Settings:
     partitions: int = _setting("8", _positive_int, "Partitions of the topics this app creates")
     replication_factor: int = _setting("1", _positive_int, "Replication of created topics")
     scoring: str = _setting("thresholds", _choice("thresholds", "quintiles"), "Scoring mode")
-    segments: str = _setting("default", _text, "Segment rules: preset (default, classic) or TOML file")
-    clock: str = _setting("wall", _choice("wall", "event"), "Recency measured against now or the latest event time")
+    segments: str = _setting(
+        "default", _text, "Segment rules: preset (default, classic) or TOML file"
+    )
+    clock: str = _setting(
+        "wall", _choice("wall", "event"), "Recency measured against now or the latest event time"
+    )
     currency: str = _setting("USD", _currency, "Currency that spend is kept in")
     currency_rates: str = _setting("", str, "Rates of other currencies, e.g. EUR=1.08,GBP=1.27")
-    recency_days: tuple[int, int, int, int] = _setting("30,60,90,120", _four_ints, "Thresholds: most days since the last purchase for R=5,4,3,2")
-    frequency: tuple[int, int, int, int] = _setting("2,4,7,10", _four_ints, "Thresholds: fewest orders for F=2,3,4,5")
-    monetary: tuple[str, str, str, str] = _setting("100,400,700,1000", _four_amounts, "Thresholds: least spend for M=2,3,4,5")
-    rescore_interval: float = _setting("60", _positive_float, "Seconds between periodic rescoring passes")
-    max_future_skew: float = _setting("300", _positive_float, "Seconds an event time may lie in the future")
+    recency_days: tuple[int, int, int, int] = _setting(
+        "30,60,90,120", _four_ints, "Thresholds: most days since the last purchase for R=5,4,3,2"
+    )
+    frequency: tuple[int, int, int, int] = _setting(
+        "2,4,7,10", _four_ints, "Thresholds: fewest orders for F=2,3,4,5"
+    )
+    monetary: tuple[str, str, str, str] = _setting(
+        "100,400,700,1000", _four_amounts, "Thresholds: least spend for M=2,3,4,5"
+    )
+    rescore_interval: float = _setting(
+        "60", _positive_float, "Seconds between periodic rescoring passes"
+    )
+    max_future_skew: float = _setting(
+        "300", _positive_float, "Seconds an event time may lie in the future"
+    )
     batch_size: int = _setting("1000", _positive_int, "Most events applied in one batch")
     batch_within: float = _setting("0.05", _positive_float, "Seconds to wait for a batch to fill")
-    web_port: int = _setting("6066", _non_negative_int, "HTTP port of the worker (0 picks a free port)")
+    web_port: int = _setting(
+        "6066", _non_negative_int, "HTTP port of the worker (0 picks a free port)"
+    )
     data_dir: str = _setting("var/rfm-stream", _text, "Directory for the worker's local files")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "Log level")
-    session_timeout: float = _setting("10", _positive_float, "Kafka consumer session timeout, seconds")
+    session_timeout: float = _setting(
+        "10", _positive_float, "Kafka consumer session timeout, seconds"
+    )
     heartbeat_interval: float = _setting("1", _positive_float, "Kafka consumer heartbeat, seconds")
     rebalance_timeout: float = _setting("5", _positive_float, "Kafka rebalance timeout, seconds")
     currencies: CurrencyTable = field(init=False, repr=False, compare=False)
@@ -191,6 +211,6 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def settings_table() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) for every setting: the README's table is made from this."""
-    return [(f"RFM_{f.name.upper()}", f.metadata["raw"], f.metadata["doc"]) for f in _setting_fields()]
-
-
+    return [
+        (f"RFM_{f.name.upper()}", f.metadata["raw"], f.metadata["doc"]) for f in _setting_fields()
+    ]

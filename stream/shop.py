@@ -87,14 +87,11 @@ def _check(profile: ShopProfile) -> None:
         raise ValueError("rates must lie in [0, 1] and refund_rate + cancel_rate <= 1")
 
 
-def _customer_weights(rng: random.Random, customers: int) -> list[float]:
-    return [min(rng.paretovariate(_PARETO_ALPHA), _MAX_WEIGHT) for _ in range(customers)]
-
-
 def _order_counts(rng: random.Random, profile: ShopProfile) -> list[int]:
     """Orders per customer: one each, the rest shared out by a heavy-tailed propensity."""
     counts = [1] * profile.customers
-    cum = list(accumulate(_customer_weights(rng, profile.customers)))
+    weights = (min(rng.paretovariate(_PARETO_ALPHA), _MAX_WEIGHT) for _ in counts)
+    cum = list(accumulate(weights))
     for index in rng.choices(
         range(profile.customers), cum_weights=cum, k=profile.orders - profile.customers
     ):
@@ -106,14 +103,15 @@ def _purchase_times(rng: random.Random, profile: ShopProfile, counts: list[int])
     """Sorted (time, customer) pairs packed as time * customers + customer.
 
     Each customer is active in a window of their own, so some stopped buying long ago and
-    others bought yesterday; loyal customers get longer windows.
+    others bought yesterday; loyal customers get longer windows, and windows lean towards
+    the end because a growing shop has more active customers lately.
     """
     span = profile.end_ms - profile.start_ms
     packed: list[int] = []
     for customer, orders in enumerate(counts):
         fraction = min(1.0, 0.02 + 0.5 * rng.random() + orders / 60)
         length = int(span * fraction)
-        first = profile.start_ms + rng.randint(0, span - length)
+        first = profile.start_ms + int((span - length) * rng.random() ** 0.6)
         packed.extend(
             rng.randint(first, first + length) * profile.customers + customer for _ in range(orders)
         )

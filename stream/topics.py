@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,10 +23,8 @@ async def ensure_topics(settings: Settings) -> None:
         if not missing:
             return
         new = [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another worker created it meanwhile
         log.info("created topics %s with %d partitions", ", ".join(missing), settings.partitions)
     finally:
         await admin.close()

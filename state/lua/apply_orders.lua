@@ -11,7 +11,9 @@
 --     [partition, offset, kind, customer_key, customer_id, order_id, amount, occurred_ms, refund_id]
 --   (amount and occurred_ms as decimal strings; kind is purchase|refund|cancel)
 --   descriptor for an event rejected before the state was read: [partition, offset, "reject", reason, message]
--- Returns {outcomes, touched_ids, clock}: outcomes[i] is "applied", "duplicate" or "dlq:<reason>";
+-- Returns {outcomes, touched_ids, clock}: outcomes[i] is "applied", "duplicate", "dlq:<reason>"
+-- or "redelivered" (an offset an earlier batch already applied: the same event seen again, so
+-- it is counted apart and not as a new input event);
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
 local offsets_key, stats_key, clock_key, dirty_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -141,7 +143,7 @@ for i = 2, #ARGV, 3 do
   end
   local outcome
   if offset <= applied_upto[partition] then
-    outcome = 'duplicate'  -- redelivered: this offset was applied by an earlier batch
+    outcome = 'redelivered'  -- this offset was applied by an earlier batch: not a new event
   elseif d[3] == 'reject' then
     outcome = dead_letter(partition, offset, d[4], d[5], value, key)
   elseif d[3] == 'purchase' then
@@ -157,7 +159,9 @@ for i = 2, #ARGV, 3 do
     local t = tonumber(d[8])
     if t > clock then clock = t end
   end
-  if outcome == 'applied' or outcome == 'duplicate' then count(outcome) end
+  if outcome == 'applied' or outcome == 'duplicate' or outcome == 'redelivered' then
+    count(outcome)
+  end
   outcomes[#outcomes + 1] = outcome
   if new_upto[partition] == nil or offset > new_upto[partition] then new_upto[partition] = offset end
 end

@@ -7,7 +7,8 @@ import asyncio
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from stream.settings import Settings, SettingsError, load_settings
 
@@ -76,10 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def run_async(coro: object) -> int:
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
     """Run a subcommand coroutine that returns an exit code."""
-    result = asyncio.run(coro)  # type: ignore[arg-type]
-    return int(result)
+    return asyncio.run(coro)
 
 
 if __name__ == "__main__":

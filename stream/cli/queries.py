@@ -19,8 +19,18 @@ from stream.runtime import Runtime
 from stream.settings import Settings
 
 PROFILE_FIELDS = (
-    "customer_id", "first_purchase_at", "last_purchase_at", "orders", "spend", "currency",
-    "recency_days", "r", "f", "m", "segment", "as_of",
+    "customer_id",
+    "first_purchase_at",
+    "last_purchase_at",
+    "orders",
+    "spend",
+    "currency",
+    "recency_days",
+    "r",
+    "f",
+    "m",
+    "segment",
+    "as_of",
 )
 
 
@@ -54,7 +64,9 @@ def customer(settings: Settings, args: argparse.Namespace) -> int:
         if state is None:
             print(f"rfm-stream customer: no customer {args.customer_id!r}", file=sys.stderr)
             return 1
-        sys.stdout.write(orjson.dumps(profile(state, settings), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write(
+            orjson.dumps(profile(state, settings), option=orjson.OPT_INDENT_2).decode()
+        )
         sys.stdout.write("\n")
         return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
@@ -50,12 +51,30 @@ GOOD = [
     ev(order_id="o1", customer_id="c1", amount="100.00", occurred_at=at(0)),
     ev(order_id="o2", customer_id="c1", amount="50.00", occurred_at=at(10)),
     ev(order_id="o2", customer_id="c1", amount="50.00", occurred_at=at(10)),  # producer retry
-    ev(type="refund", order_id="o2", customer_id="c1", amount="20", refund_id="r1",
-       occurred_at=at(11)),
-    ev(type="refund", order_id="o2", customer_id="c1", amount="20", refund_id="r1",
-       occurred_at=at(11)),  # the same refund again
-    ev(type="refund", order_id="o2", customer_id="c1", amount="100", refund_id="r2",
-       occurred_at=at(12)),  # more than is left: capped at 30.00
+    ev(
+        type="refund",
+        order_id="o2",
+        customer_id="c1",
+        amount="20",
+        refund_id="r1",
+        occurred_at=at(11),
+    ),
+    ev(
+        type="refund",
+        order_id="o2",
+        customer_id="c1",
+        amount="20",
+        refund_id="r1",
+        occurred_at=at(11),
+    ),  # the same refund again
+    ev(
+        type="refund",
+        order_id="o2",
+        customer_id="c1",
+        amount="100",
+        refund_id="r2",
+        occurred_at=at(12),
+    ),  # more than is left: capped at 30.00
     ev(type="cancel", order_id="o1", customer_id="c1", occurred_at=at(13)),
     # c2: out of order, then the latest purchase is cancelled: recency falls back
     ev(order_id="o4", customer_id="c2", amount="10.00", occurred_at=at(20)),
@@ -73,22 +92,23 @@ BAD = {
     "not_an_object": (b"c9", b"[1, 2]"),
     "missing_field": ev(customer_id="c9", amount="1", occurred_at=at(1)),
     "invalid_field": ev(order_id="o9", customer_id=5, amount="1", occurred_at=at(1)),
-    "invalid_type": ev(type="swap", order_id="o9", customer_id="c9", amount="1",
-                       occurred_at=at(1)),
+    "invalid_type": ev(type="swap", order_id="o9", customer_id="c9", amount="1", occurred_at=at(1)),
     "invalid_amount": ev(order_id="o9", customer_id="c9", amount="abc", occurred_at=at(1)),
     "negative_amount": ev(order_id="o9", customer_id="c9", amount="-1", occurred_at=at(1)),
-    "amount_too_large": ev(order_id="o9", customer_id="c9", amount="1" + "0" * 30,
-                           occurred_at=at(1)),
-    "unknown_currency": ev(order_id="o9", customer_id="c9", amount="1", currency="XXX",
-                           occurred_at=at(1)),
-    "invalid_timestamp": ev(order_id="o9", customer_id="c9", amount="1",
-                            occurred_at="yesterday"),
-    "timestamp_in_future": ev(order_id="o9", customer_id="c9", amount="1",
-                              occurred_at=FUTURE),
-    "unknown_order": ev(type="refund", order_id="zz", customer_id="c1", amount="1",
-                        occurred_at=at(14)),
-    "order_cancelled": ev(type="refund", order_id="o4", customer_id="c2", amount="1",
-                          occurred_at=at(22)),
+    "amount_too_large": ev(
+        order_id="o9", customer_id="c9", amount="1" + "0" * 30, occurred_at=at(1)
+    ),
+    "unknown_currency": ev(
+        order_id="o9", customer_id="c9", amount="1", currency="XXX", occurred_at=at(1)
+    ),
+    "invalid_timestamp": ev(order_id="o9", customer_id="c9", amount="1", occurred_at="yesterday"),
+    "timestamp_in_future": ev(order_id="o9", customer_id="c9", amount="1", occurred_at=FUTURE),
+    "unknown_order": ev(
+        type="refund", order_id="zz", customer_id="c1", amount="1", occurred_at=at(14)
+    ),
+    "order_cancelled": ev(
+        type="refund", order_id="o4", customer_id="c2", amount="1", occurred_at=at(22)
+    ),
 }
 
 
@@ -101,8 +121,7 @@ def test_every_event_type_and_dead_letter_reason(
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
         produce(kafka_bootstrap, settings.orders_topic, events)
-        wait_until(lambda: accounted(redis_url) == len(events), 60, "all events accounted",
-                   worker)
+        wait_until(lambda: accounted(redis_url) == len(events), 60, "all events accounted", worker)
         wait_until(lambda: outbox_empty(redis_url), 30, "outbox relayed", worker)
     finally:
         assert worker.stop() == 0, worker.log_tail()
@@ -110,7 +129,9 @@ def test_every_event_type_and_dead_letter_reason(
     r = redis.Redis.from_url(redis_url)
     stats = {k.decode(): int(v) for k, v in r.hgetall("rfm:stats").items()}
     assert stats == {
-        "applied": 9, "duplicate": 3, **{f"dlq:{reason}": 1 for reason in BAD},
+        "applied": 9,
+        "duplicate": 3,
+        **{f"dlq:{reason}": 1 for reason in BAD},
     }
 
     keys = Keys()
@@ -128,13 +149,23 @@ def test_every_event_type_and_dead_letter_reason(
     runtime_rules = Runtime.build(settings).pipeline.rules
     oracle = fold((v for _, v in events), runtime_rules, int(datetime.now(UTC).timestamp() * 1000))
     assert dict(oracle.outcomes) == stats
-    ctx = ScoringContext(ThresholdScorer(settings.thresholds), load_segment_rules("default"),
-                         "USD", 2)
+    ctx = ScoringContext(
+        ThresholdScorer(settings.thresholds), load_segment_rules("default"), "USD", 2
+    )
     expected = oracle.expected(ctx, oracle.clock_ms)
     for state in (c1, c2, c3):
         exp = expected[state.customer_id]
-        got = (state.first_ms, state.last_ms, state.orders, state.spend_minor, state.r,
-               state.f, state.m, state.recency_days, state.segment)
+        got = (
+            state.first_ms,
+            state.last_ms,
+            state.orders,
+            state.spend_minor,
+            state.r,
+            state.f,
+            state.m,
+            state.recency_days,
+            state.segment,
+        )
         assert got == exp, state.customer_id
 
     # dead letters: original bytes, a reason header, a readable message
@@ -148,20 +179,30 @@ def test_every_event_type_and_dead_letter_reason(
         assert dict(record.headers)["rfm.dlq.source"].startswith(settings.orders_topic.encode())
 
     # segment changes: one per change, a consistent chain per customer, deterministic ids
-    changes = [orjson.loads(m.value) for m in read_topic(kafka_bootstrap,
-                                                         settings.changes_topic)]
+    changes = [orjson.loads(m.value) for m in read_topic(kafka_bootstrap, settings.changes_topic)]
     per_customer = Counter(c["customer_id"] for c in changes)
     assert set(per_customer) == {"c1", "c2", "c{3}:*"}
     for cid in per_customer:
-        chain = sorted((c for c in changes if c["customer_id"] == cid),
-                       key=lambda c: c["sequence"])
+        chain = sorted((c for c in changes if c["customer_id"] == cid), key=lambda c: c["sequence"])
         assert chain[0]["previous_segment"] is None
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in pairwise(chain):
             assert after["previous_segment"] == before["segment"]
         assert chain[-1]["segment"] == expected[cid][-1]
         assert len({c["event_id"] for c in chain}) == len(chain)
     sample = changes[0]
     assert set(sample) >= {
-        "event_id", "customer_id", "previous_segment", "segment", "r", "f", "m",
-        "recency_days", "orders", "spend", "currency", "as_of", "cause", "schema_version",
+        "event_id",
+        "customer_id",
+        "previous_segment",
+        "segment",
+        "r",
+        "f",
+        "m",
+        "recency_days",
+        "orders",
+        "spend",
+        "currency",
+        "as_of",
+        "cause",
+        "schema_version",
     }

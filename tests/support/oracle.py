@@ -79,9 +79,8 @@ def fold(values: Iterable[bytes | None], rules: ValidationRules, now_ms: int) ->
             outcomes[f"dlq:{event.reason}"] += 1
             continue
         outcome = _apply(customers.setdefault(event.customer_id, Customer()), event)
-        if outcome.startswith("dlq:") and event.customer_id in customers:
-            if not customers[event.customer_id].orders:
-                del customers[event.customer_id]
+        if outcome.startswith("dlq:") and not customers[event.customer_id].orders:
+            del customers[event.customer_id]
         if outcome == "applied":
             clock = max(clock, event.occurred_ms)
         outcomes[outcome] += 1

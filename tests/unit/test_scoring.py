@@ -196,13 +196,17 @@ def test_quintile_small_populations() -> None:
     r, f, m = _quintile_scores([1, 2, 3, 4, 5])
     assert f == m == [1, 2, 3, 4, 5]
     assert r == [5, 4, 3, 2, 1]  # fewer days is better
-    assert _quintile_scores([7])[1] == [5]  # a lone customer is top of its population
-    assert _quintile_scores([3, 3, 3, 3])[1] == [5, 5, 5, 5]
+    # a tie scores where it starts: nobody is below a lone customer or an all-equal population
+    assert _quintile_scores([7])[1] == [1]
+    assert _quintile_scores([3, 3, 3, 3])[1] == [1, 1, 1, 1]
+    # 70% one-time buyers stay F=1; the few repeat buyers rank above them
+    f = _quintile_scores([1] * 7 + [2, 3, 5])[1]
+    assert f == [1] * 7 + [4, 5, 5]
 
 
 def test_quintile_recency_cuts_are_negated() -> None:
     b = QuintileBoundaries.from_population([10, 20, 30, 40, 50], [1] * 5, [1] * 5)
-    assert b.recency == (-40, -30, -20, -10)
+    assert b.recency == (-50, -40, -30, -20)
 
 
 def test_quintile_scorer_has_no_decay_instant() -> None:

@@ -1,0 +1,89 @@
+"""Assertions shared by the end-to-end tests: state equals the oracle, changes are complete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis
+from aiokafka.structs import ConsumerRecord
+
+from state.changes import ScoringContext
+from state.keys import Keys
+from state.reads import to_state
+from tests.support.oracle import BatchResult
+
+FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
+
+
+def redis_profiles(redis_url: str, customer_ids: Sequence[str]) -> dict[str, Any]:
+    keys = Keys()
+    r = redis.Redis.from_url(redis_url)
+    pipe = r.pipeline(transaction=False)
+    for cid in customer_ids:
+        pipe.hmget(keys.customer(cid), FIELDS)
+    return {
+        cid: to_state(cid, vals) for cid, vals in zip(customer_ids, pipe.execute(), strict=True)
+    }
+
+
+def assert_state_matches(
+    redis_url: str, oracle: BatchResult, ctx: ScoringContext, as_of_ms: int
+) -> None:
+    expected = oracle.expected(ctx, as_of_ms)
+    got = redis_profiles(redis_url, sorted(expected))
+    wrong = []
+    for cid, exp in expected.items():
+        s = got[cid]
+        actual = (
+            None
+            if s is None
+            else (
+                s.first_ms,
+                s.last_ms,
+                s.orders,
+                s.spend_minor,
+                s.r,
+                s.f,
+                s.m,
+                s.recency_days,
+                s.segment,
+            )
+        )
+        if actual != exp:
+            wrong.append((cid, exp, actual))
+    assert not wrong, f"{len(wrong)} of {len(expected)} customers differ, e.g. {wrong[:5]}"
+
+
+def assert_changes_complete(
+    redis_url: str,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    final_segments: dict[str, str | None],
+) -> int:
+    """Every change Redis counted is on the topic once after dedupe, in an unbroken chain
+    ending in the final segment. Returns how many duplicates the topic held."""
+    by_id: dict[str, dict[str, Any]] = {}
+    duplicates = 0
+    for record in records:
+        change = orjson.loads(record.value)
+        if change["event_id"] in by_id:
+            assert by_id[change["event_id"]] == change, "same event_id, different content"
+            duplicates += 1
+        by_id[change["event_id"]] = change
+    chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for change in by_id.values():
+        chains[change["customer_id"]].append(change)
+    counted = redis_profiles(redis_url, sorted(final_segments))
+    for cid, segment in final_segments.items():
+        chain = sorted(chains.get(cid, []), key=lambda c: c["sequence"])
+        state = counted[cid]
+        assert state is not None
+        assert [c["sequence"] for c in chain] == list(range(1, state.seq + 1)), cid
+        previous = None
+        for change in chain:
+            assert change["previous_segment"] == previous, (cid, chain)
+            previous = change["segment"]
+        assert previous == segment, (cid, chain[-1:], segment)
+    return duplicates
