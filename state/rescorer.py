@@ -34,12 +34,14 @@ class PassResult:
     seconds: float = 0.0
     kind: str = "due"
     partitions: set[int] = field(default_factory=set)  # outboxes that got changes
+    transitions: list[tuple[str | None, str | None]] = field(default_factory=list)
 
     def add(self, other: PassResult) -> None:
         self.examined += other.examined
         self.rescored += other.rescored
         self.changes += other.changes
         self.partitions |= other.partitions
+        self.transitions.extend(other.transitions)
 
 
 class ScoringContexts:
@@ -94,12 +96,13 @@ class Rescorer:
         states = [s for s in await self.reader.customers(ids) if s is not None]
         writes = [plan_write(s, ctx, as_of_ms, cause) for s in states]
         written = await self.store.write_scores(writes)
-        for w, ok in zip(writes, written, strict=True):
+        for state, w, ok in zip(states, writes, written, strict=True):
             if ok:
                 result.rescored += 1
                 if w.change:
                     result.changes += 1
                     result.partitions.add(w.partition)
+                    result.transitions.append((state.segment, w.segment or None))
         return result
 
     async def sweep_dirty(self, as_of: Callable[[], Awaitable[int]]) -> PassResult:

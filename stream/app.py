@@ -12,6 +12,8 @@ from typing import Any
 
 import faust
 
+from stream import observe
+from stream.jobs import periodic_pass
 from stream.pipeline import RawRecord
 from stream.runtime import Runtime
 from stream.settings import Settings
@@ -70,23 +72,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     @app.timer(settings.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
-        as_of = await runtime.as_of_now()
-        swept = await runtime.rescorer.sweep_dirty(runtime.as_of_now)
-        if settings.scoring == "quintiles":
-            result = await runtime.rescorer.full_pass(as_of, cause="rescore")
-        else:
-            result = await runtime.rescorer.due_pass(as_of)
-        log.info(
-            "rescoring pass (%s) as of %d: %d examined, %d rescored, %d changes in %.2fs; "
-            "%d dirty swept",
-            result.kind,
-            as_of,
-            result.examined,
-            result.rescored,
-            result.changes,
-            result.seconds,
-            swept.rescored,
-        )
+        await periodic_pass(runtime)
         relay_wake.set()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -94,6 +80,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         await runtime.rescorer.sweep_dirty(runtime.as_of_now)
         await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)
 
+    observe.install(app, runtime)
     return app
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from state.model import Rejection
+from state.model import OrderEvent, Rejection
 from state.rescorer import PassResult, Rescorer
 from state.store import ApplyResult, InputRecord, StateStore
+from stream import metrics
 from stream.retry import retry_transient
 from stream.validation import ValidationRules, parse_order
 
@@ -45,6 +46,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _count_redis_error(operation: str) -> Callable[[BaseException], None]:
+    def count(exc: BaseException) -> None:
+        metrics.REDIS_ERRORS.labels(operation, type(exc).__name__).inc()
+
+    return count
+
+
 class OrderPipeline:
     def __init__(
         self,
@@ -59,8 +67,10 @@ class OrderPipeline:
         self.store = store
         self.rescorer = rescorer
         self.clock = clock
+        self.next_offsets: dict[int, int] = {}  # partition -> next offset to process, for lag
 
     async def process(self, records: Sequence[RawRecord]) -> BatchReport:
+        started = time.perf_counter()
         now = now_ms()
         inputs = [
             InputRecord(
@@ -68,15 +78,20 @@ class OrderPipeline:
             )
             for r in records
         ]
-        applied = await self._apply(inputs)
+        with metrics.REDIS_SECONDS.labels("apply_orders").time():
+            applied = await self._apply(inputs)
         as_of = now if self.clock == "wall" else applied.clock_ms
-        scored = await self._score(applied.touched, as_of)
+        with metrics.REDIS_SECONDS.labels("write_scores").time():
+            scored = await self._score(applied.touched, as_of)
+        self._observe(records, inputs, applied, scored, started)
         return BatchReport(applied=applied, scored=scored, records=inputs)
 
     async def _apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         try:
             return await retry_transient(
-                lambda: self.store.apply_orders(self.topic, inputs), "applying a batch"
+                lambda: self.store.apply_orders(self.topic, inputs),
+                "applying a batch",
+                on_retry=_count_redis_error("apply_orders"),
             )
         except Exception:
             log.exception("batch apply failed; isolating the event that fails")
@@ -116,9 +131,34 @@ class OrderPipeline:
     async def _score(self, touched: Sequence[str], as_of: int) -> PassResult:
         try:
             return await retry_transient(
-                lambda: self.rescorer.rescore_ids(touched, as_of, "order"), "scoring a batch"
+                lambda: self.rescorer.rescore_ids(touched, as_of, "order"),
+                "scoring a batch",
+                on_retry=_count_redis_error("write_scores"),
             )
         except Exception:
             # The customers stay in the dirty set; the periodic sweep scores them later.
             log.exception("scoring %d customers failed; left for the next sweep", len(touched))
             return PassResult(as_of_ms=as_of, examined=len(touched))
+
+    def _observe(
+        self,
+        records: Sequence[RawRecord],
+        inputs: Sequence[InputRecord],
+        applied: ApplyResult,
+        scored: PassResult,
+        started: float,
+    ) -> None:
+        metrics.BATCHES.labels(self.topic).inc()
+        metrics.count_outcomes(self.topic, applied.outcomes)
+        metrics.count_transitions(scored.transitions)
+        metrics.CUSTOMERS_RESCORED.labels("order").inc(scored.rescored)
+        metrics.CONSUMED_TO_APPLIED.observe(time.perf_counter() - started)
+        wall = now_ms()
+        for raw, rec, outcome in zip(records, inputs, applied.outcomes, strict=True):
+            self.next_offsets[raw.partition] = raw.offset + 1
+            if outcome != "applied":
+                continue
+            if isinstance(rec.parsed, OrderEvent):
+                metrics.EVENT_TO_APPLIED.observe(max(0, wall - rec.parsed.occurred_ms) / 1000)
+            if raw.timestamp_ms:
+                metrics.PUBLISH_TO_APPLIED.observe(max(0, wall - raw.timestamp_ms) / 1000)

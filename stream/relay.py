@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from typing import cast
 
@@ -19,10 +20,12 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 
 from state.keys import Keys
+from stream import metrics
 from stream.publisher import OutgoingRecord, Publisher
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+_KINDS = {b"seg": "segment_change", b"dlq": "dead_letter"}
 
 
 class OutboxRelay:
@@ -54,7 +57,10 @@ class OutboxRelay:
                 )
                 if not entries:
                     return total
-                await self.publisher.publish([self._record(fields) for _, fields in entries])
+                with metrics.OUTBOX_PUBLISH_SECONDS.time():
+                    await self.publisher.publish([self._record(f) for _, f in entries])
+                for kind, n in Counter(f.get(b"t", b"?") for _, f in entries).items():
+                    metrics.OUTBOX_PUBLISHED.labels(_KINDS.get(kind, "other")).inc(n)
                 await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
                 total += len(entries)
                 self.published += len(entries)

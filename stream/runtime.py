@@ -29,6 +29,7 @@ def load_rules(settings: Settings) -> SegmentRules:
 @dataclass
 class Runtime:
     settings: Settings
+    rules: SegmentRules
     redis: aioredis.Redis
     keys: Keys
     store: StateStore
@@ -67,7 +68,9 @@ class Runtime:
             max_future_skew_ms=int(settings.max_future_skew * 1000),
         )
         pipeline = OrderPipeline(settings.orders_topic, validation, store, rescorer, settings.clock)
-        return cls(settings, redis, keys, store, reader, rescorer, publisher, relay, pipeline)
+        return cls(
+            settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
+        )
 
     @property
     def partitions(self) -> range:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from state.model import iso_utc, parse_instant
 from stream.cli.main import run_async
+from stream.jobs import run_pass
 from stream.runtime import Runtime
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -46,8 +47,7 @@ def rescore(settings: Settings, args: argparse.Namespace) -> int:
         runtime = Runtime.build(settings)
         try:
             as_of = as_of_ms if as_of_ms is not None else await runtime.as_of_now()
-            await runtime.rescorer.sweep_dirty(runtime.as_of_now)
-            result = await runtime.rescorer.full_pass(as_of, cause="rescore")
+            result = await run_pass(runtime, as_of, full=True)
             await ensure_topics(settings)
             relayed = await runtime.relay.drain(runtime.partitions)
         finally:

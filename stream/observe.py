@@ -1,0 +1,97 @@
+"""HTTP endpoints of a worker (/metrics, /healthz, /readyz) and the gauges refreshed in the
+background: segment sizes, outbox backlog, consumer lag and assignment.
+
+They share faust's web server, so an SRE has one port per worker to scrape and probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from stream import metrics
+from stream.runtime import Runtime
+
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = 5.0
+__version__ = "0.1.0"
+
+
+def install(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
+    metrics.BUILD.info(
+        {
+            "version": __version__,
+            "scoring": settings.scoring,
+            "segments": settings.segments,
+            "clock": settings.clock,
+        }
+    )
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        checks = await readiness(app, runtime)
+        status = 200 if all(checks.values()) else 503
+        return web.json({"ready": status == 200, "checks": checks}, status=status)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+        metrics.REBALANCES.inc()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def refresh_gauges() -> None:
+        while True:
+            try:
+                await refresh(app, runtime)
+            except Exception as exc:  # a dashboard gap, never a crash
+                log.warning("refreshing gauges failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(REFRESH_SECONDS)
+
+
+def _orders_partitions(app: faust.App, topic: str) -> list[Any]:
+    return [tp for tp in app.consumer.assignment() if tp.topic == topic]
+
+
+async def readiness(app: faust.App, runtime: Runtime) -> dict[str, bool]:
+    """Partitions assigned and Redis reachable; names no secret, shows no URL."""
+    try:
+        redis_ok = bool(await asyncio.wait_for(runtime.redis.ping(), timeout=2))
+    except Exception:
+        redis_ok = False
+    try:
+        assigned = bool(_orders_partitions(app, runtime.settings.orders_topic))
+    except Exception:
+        assigned = False
+    return {"partitions_assigned": assigned and not app.rebalancing, "redis": redis_ok}
+
+
+async def refresh(app: faust.App, runtime: Runtime) -> None:
+    counts = await runtime.reader.segment_counts()
+    for name in runtime.rules.names:
+        metrics.SEGMENT_CUSTOMERS.labels(name).set(counts.get(name, 0))
+    metrics.OUTBOX_BACKLOG.set(await runtime.relay.backlog(runtime.partitions))
+    topic = runtime.settings.orders_topic
+    tps = _orders_partitions(app, topic)
+    metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(tps))
+    applied = await runtime.reader.applied_offsets(topic)
+    for tp in tps:
+        highwater = app.consumer.highwater(tp)
+        if highwater is None:
+            continue
+        # Next offset to process: this worker's own progress, else what Redis has applied.
+        position = runtime.pipeline.next_offsets.get(
+            tp.partition, applied.get(tp.partition, -1) + 1
+        )
+        metrics.CONSUMER_LAG.labels(topic, str(tp.partition)).set(max(0, highwater - position))
