@@ -16,6 +16,7 @@ from stream import observe
 from stream.jobs import periodic_pass
 from stream.pipeline import RawRecord
 from stream.runtime import Runtime
+from stream.security import faust_credentials
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),
+        broker_credentials=faust_credentials(settings),
         datadir=settings.data_dir,
         web_port=settings.web_port,
         web_host="0.0.0.0",

@@ -15,6 +15,7 @@ from state.store import StateStore
 from stream.pipeline import OrderPipeline, now_ms
 from stream.publisher import Publisher
 from stream.relay import OutboxRelay
+from stream.security import aiokafka_options, redis_options
 from stream.settings import Settings, SettingsError
 from stream.validation import ValidationRules
 
@@ -47,6 +48,7 @@ class Runtime:
             socket_timeout=10,
             socket_connect_timeout=5,
             health_check_interval=30,
+            **redis_options(settings),
         )
         keys = Keys(settings.redis_prefix)
         store = StateStore(redis, keys)
@@ -61,7 +63,7 @@ class Runtime:
             settings.exponent,
         )
         rescorer = Rescorer(store, reader, contexts)
-        publisher = Publisher(settings.kafka_bootstrap)
+        publisher = Publisher(settings.kafka_bootstrap, **aiokafka_options(settings))
         relay = OutboxRelay(redis, keys, publisher, settings.changes_topic, settings.dlq_topic)
         validation = ValidationRules(
             currencies=settings.currencies,

@@ -46,13 +46,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be a whole number >= 0")
-    return value
-
-
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -92,6 +85,18 @@ class Settings:
         "redis://127.0.0.1:6379/0", _text, "Redis URL (redis:// or rediss://)"
     )
     redis_prefix: str = _setting("rfm", _text, "Prefix of every Redis key")
+    redis_tls_ca_file: str = _setting("", str, "CA file to verify Redis over TLS (rediss://)")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "Kafka security protocol",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "Kafka SASL mechanism"
+    )
+    kafka_sasl_username: str = _setting("", str, "Kafka SASL user")
+    kafka_sasl_password: str = _setting("", str, "Kafka SASL password (never logged)")
+    kafka_ssl_ca_file: str = _setting("", str, "CA file to verify the Kafka brokers")
     app_id: str = _setting("rfm-stream", _text, "Faust app id: the Kafka consumer group")
     orders_topic: str = _setting("rfm.orders", _text, "Input topic of order events")
     dlq_topic: str = _setting("rfm.orders.dlq", _text, "Dead-letter topic for bad events")
@@ -125,7 +130,7 @@ class Settings:
     batch_size: int = _setting("1000", _positive_int, "Most events applied in one batch")
     batch_within: float = _setting("0.05", _positive_float, "Seconds to wait for a batch to fill")
     web_port: int = _setting(
-        "6066", _non_negative_int, "HTTP port of the worker (0 picks a free port)"
+        "6066", _positive_int, "HTTP port of the worker: /metrics, /healthz, /readyz"
     )
     data_dir: str = _setting("var/rfm-stream", _text, "Directory for the worker's local files")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "Log level")
@@ -156,15 +161,21 @@ class Settings:
         return minor_unit_exponent(self.currency)
 
     def redacted(self) -> dict[str, str]:
-        """Settings for display, with credentials in URLs masked."""
+        """Settings for display, with credentials in URLs and passwords masked."""
         shown = {}
         for f in _setting_fields():
             value = str(getattr(self, f.name))
-            if "://" in value and "@" in value:
+            if "password" in f.name and value:
+                value = "***"
+            elif "://" in value and "@" in value:
                 scheme, rest = value.split("://", 1)
                 value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
             shown[f.name] = value
         return shown
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and logs: never with a secret in them.
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self.redacted().items()) + ")"
 
 
 def _setting_fields() -> list[Any]:

@@ -8,13 +8,16 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from stream.security import aiokafka_options
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def ensure_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **aiokafka_options(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

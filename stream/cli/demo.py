@@ -26,6 +26,7 @@ from state.model import MS_PER_DAY
 from stream.embedded import EmbeddedStack
 from stream.pipeline import now_ms
 from stream.publisher import OutgoingRecord, Publisher
+from stream.security import aiokafka_options
 from stream.settings import Settings
 from stream.shop import ShopProfile, generate_history, live_orders
 from stream.topics import ensure_topics
@@ -99,7 +100,7 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 async def _show(settings: Settings) -> None:
-    publisher = Publisher(settings.kafka_bootstrap)
+    publisher = Publisher(settings.kafka_bootstrap, **aiokafka_options(settings))
     try:
         await _backfill(settings, publisher)
         shop = asyncio.create_task(_shop(settings, publisher))
