@@ -31,9 +31,13 @@ class ScoringContext:
     exponent: int  # minor-unit digits of ``currency``
 
 
-def event_id(customer_id: str, seq: int) -> str:
-    """Deterministic: the n-th segment change of a customer always has the same id."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{customer_id}\x1f{seq}"))
+def event_id(customer_id: str, seq: int, previous: str | None, segment: str | None) -> str:
+    """Deterministic: the n-th change of a customer, from and to the same segments, always
+    has the same id, so a repeat is recognised. The segments are part of it because after a
+    Redis restart that lost its last second (AOF everysec) the n-th change can be recomputed
+    differently; it must then not be mistaken for the one already published."""
+    key = f"{customer_id}\x1f{seq}\x1f{previous or ''}\x1f{segment or ''}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, key))
 
 
 def score_state(state: CustomerState, ctx: ScoringContext, as_of_ms: int) -> Scores | None:
@@ -79,7 +83,7 @@ def change_event(
     seq = state.seq + 1
     return orjson.dumps(
         {
-            "event_id": event_id(state.customer_id, seq),
+            "event_id": event_id(state.customer_id, seq, state.segment, segment),
             "customer_id": state.customer_id,
             "previous_segment": state.segment,
             "segment": segment,

@@ -79,8 +79,15 @@ class ScoringContexts:
 
 
 class Rescorer:
-    def __init__(self, store: StateStore, reader: StateReader, contexts: ScoringContexts) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        reader: StateReader,
+        contexts: ScoringContexts,
+        on_chunk: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store, self.reader, self.contexts = store, reader, contexts
+        self.on_chunk = on_chunk  # called after each chunk of a pass (a test fault point)
 
     async def rescore_ids(
         self,
@@ -130,6 +137,7 @@ class Rescorer:
                 break
             seen.update(ids)
             total.add(await self.rescore_ids(ids, as_of_ms, "recency"))
+            self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
 
@@ -142,6 +150,7 @@ class Rescorer:
             ctx = await self._recompute_quintiles(as_of_ms)
         async for ids in self.reader.scan_customer_ids(BATCH):
             total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
+            self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from state.model import OrderEvent, Rejection
 from state.rescorer import PassResult, Rescorer
 from state.store import ApplyResult, InputRecord, StateStore
-from stream import metrics
+from stream import faults, metrics
 from stream.retry import retry_transient
 from stream.validation import ValidationRules, parse_order
 
@@ -80,16 +80,22 @@ class OrderPipeline:
         ]
         with metrics.REDIS_SECONDS.labels("apply_orders").time():
             applied = await self._apply(inputs)
+        faults.hit("after_apply")
         as_of = now if self.clock == "wall" else applied.clock_ms
         with metrics.REDIS_SECONDS.labels("write_scores").time():
             scored = await self._score(applied.touched, as_of)
+        faults.hit("after_score")
         self._observe(records, inputs, applied, scored, started)
         return BatchReport(applied=applied, scored=scored, records=inputs)
+
+    async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
+        faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
+        return await self.store.apply_orders(self.topic, inputs)
 
     async def _apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         try:
             return await retry_transient(
-                lambda: self.store.apply_orders(self.topic, inputs),
+                lambda: self._apply_checked(inputs),
                 "applying a batch",
                 on_retry=_count_redis_error("apply_orders"),
             )
@@ -107,9 +113,7 @@ class OrderPipeline:
 
     async def _apply_one(self, rec: InputRecord) -> ApplyResult:
         try:
-            return await retry_transient(
-                lambda: self.store.apply_orders(self.topic, [rec]), "applying an event"
-            )
+            return await retry_transient(lambda: self._apply_checked([rec]), "applying an event")
         except Exception as exc:
             log.exception("event at %s:%d:%d fails to apply", self.topic, rec.partition, rec.offset)
             failed = InputRecord(

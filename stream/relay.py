@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 
 from state.keys import Keys
-from stream import metrics
+from stream import faults, metrics
 from stream.publisher import OutgoingRecord, Publisher
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class OutboxRelay:
                     await self.publisher.publish([self._record(f) for _, f in entries])
                 for kind, n in Counter(f.get(b"t", b"?") for _, f in entries).items():
                     metrics.OUTBOX_PUBLISHED.labels(_KINDS.get(kind, "other")).inc(n)
+                faults.hit("relay_published")
                 await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
                 total += len(entries)
                 self.published += len(entries)

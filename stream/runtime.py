@@ -12,6 +12,7 @@ from state.rescorer import Rescorer, ScoringContexts
 from state.scoring import ThresholdScorer
 from state.segments import SegmentRules, SegmentRulesError, load_segment_rules
 from state.store import StateStore
+from stream import faults
 from stream.pipeline import OrderPipeline, now_ms
 from stream.publisher import Publisher
 from stream.relay import OutboxRelay
@@ -62,7 +63,7 @@ class Runtime:
             settings.currency,
             settings.exponent,
         )
-        rescorer = Rescorer(store, reader, contexts)
+        rescorer = Rescorer(store, reader, contexts, on_chunk=lambda: faults.hit("rescore_midway"))
         publisher = Publisher(settings.kafka_bootstrap, **aiokafka_options(settings))
         relay = OutboxRelay(redis, keys, publisher, settings.changes_topic, settings.dlq_topic)
         validation = ValidationRules(
