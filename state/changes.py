@@ -47,8 +47,15 @@ def score_state(state: CustomerState, ctx: ScoringContext, as_of_ms: int) -> Sco
 
 
 def plan_write(
-    state: CustomerState, ctx: ScoringContext, as_of_ms: int, cause: Cause
+    state: CustomerState,
+    ctx: ScoringContext,
+    as_of_ms: int,
+    cause: Cause,
+    announce: bool = False,
 ) -> ScoreWrite:
+    """``announce`` emits a change event even when the segment stays: after Redis lost
+    writes, consumers may hold a segment published from the lost state, and the latest
+    event of each customer must tell the truth."""
     scores = score_state(state, ctx, as_of_ms)
     if scores is None:
         segment, encoded, due = "", "", -1
@@ -59,7 +66,7 @@ def plan_write(
         next_drop = ctx.scorer.next_recency_change_ms(state.last_ms, as_of_ms)
         due = -1 if next_drop is None else next_drop
     change = b""
-    if segment != (state.segment or ""):
+    if announce or segment != (state.segment or ""):
         change = change_event(state, scores, segment or None, as_of_ms, cause, ctx)
     return ScoreWrite(
         customer_id=state.customer_id,

@@ -95,13 +95,14 @@ class Rescorer:
         as_of_ms: int,
         cause: Cause,
         context: ScoringContext | None = None,
+        announce: bool = False,
     ) -> PassResult:
         result = PassResult(as_of_ms=as_of_ms, examined=len(ids))
         if not ids:
             return result
         ctx = context or await self.contexts.current()
         states = [s for s in await self.reader.customers(ids) if s is not None]
-        writes = [plan_write(s, ctx, as_of_ms, cause) for s in states]
+        writes = [plan_write(s, ctx, as_of_ms, cause, announce) for s in states]
         written = await self.store.write_scores(writes)
         for state, w, ok in zip(states, writes, written, strict=True):
             if ok:

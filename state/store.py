@@ -11,7 +11,7 @@ rescores them; nothing depends on Kafka redelivering the events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -34,6 +34,21 @@ class InputRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """Offsets [start, first) of a partition were never applied; fill them first."""
+
+    partition: int
+    start: int
+    first: int
+
+
+class GapError(Exception):
+    def __init__(self, gap: Gap) -> None:
+        super().__init__(f"partition {gap.partition}: offsets {gap.start}..{gap.first - 1} missing")
+        self.gap = gap
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyResult:
     outcomes: list[str]  # per record: applied, duplicate, redelivered or dlq:<reason>
     touched: list[str]  # customer ids whose state changed
@@ -47,14 +62,30 @@ class StateStore:
         self._apply = register(redis, "apply_orders")
         self._write = register(redis, "write_scores")
 
-    async def apply_orders(self, topic: str, records: Sequence[InputRecord]) -> ApplyResult:
+    async def apply_orders(
+        self, topic: str, records: Sequence[InputRecord], floors: Mapping[int, int] | None = None
+    ) -> ApplyResult:
+        """Raises GapError, having applied nothing, when a partition's records start after
+        the next offset Redis expects (and after its floor, if one is given)."""
         keys = self.keys
-        args: list[bytes | str] = [orjson.dumps({"topic": topic, "outbox": keys.outbox_prefix})]
+        firsts: dict[str, int] = {}
+        for rec in records:
+            firsts.setdefault(str(rec.partition), rec.offset)
+        meta = {
+            "topic": topic,
+            "outbox": keys.outbox_prefix,
+            "firsts": firsts,
+            "floors": {str(p): o for p, o in (floors or {}).items() if str(p) in firsts},
+        }
+        args: list[bytes | str] = [orjson.dumps(meta)]
         for rec in records:
             args.extend(self._event_args(rec))
         reply = await self._apply(
             keys=[keys.offsets, keys.stats, keys.clock, keys.dirty], args=args
         )
+        if reply[0] == b"gap":
+            partition, start = int(reply[1]), int(reply[2])
+            raise GapError(Gap(partition, start, firsts[str(partition)]))
         outcomes, touched, clock = reply
         return ApplyResult(
             outcomes=[o.decode() for o in outcomes],

@@ -7,6 +7,7 @@ and the web server. The per-event work is done per batch (``take_events``) by th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -15,11 +16,14 @@ import faust
 from stream import observe
 from stream.jobs import periodic_pass
 from stream.pipeline import RawRecord
+from stream.retry import retry_transient
 from stream.runtime import Runtime
 from stream.security import faust_credentials
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
+# How often a worker compares the group's committed offsets with the offsets Redis applied.
+GAP_CHECK_SECONDS = 10.0
 
 
 def broker_url(bootstrap: str) -> str:
@@ -74,12 +78,30 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     @app.timer(settings.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
-        await periodic_pass(runtime)
+        # A failed pass is logged and counted; the next tick retries. Raising here would
+        # stop the whole worker.
+        with contextlib.suppress(Exception):
+            await periodic_pass(runtime)
         relay_wake.set()
+
+    @app.timer(GAP_CHECK_SECONDS)  # type: ignore[untyped-decorator]
+    async def catch_up_lost_writes() -> None:
+        partitions = [
+            tp.partition for tp in app.consumer.assignment() if tp.topic == orders.get_topic_name()
+        ]
+        try:
+            filled = await runtime.pipeline.fill_committed_gaps(settings.app_id, partitions)
+        except Exception as exc:
+            log.warning("checking for lost writes failed: %s: %s", type(exc).__name__, exc)
+            return
+        if filled:
+            relay_wake.set()
 
     @app.task  # type: ignore[untyped-decorator]
     async def relay_outbox() -> None:
-        await runtime.rescorer.sweep_dirty(runtime.as_of_now)
+        await retry_transient(
+            lambda: runtime.rescorer.sweep_dirty(runtime.as_of_now), "sweeping dirty customers"
+        )
         await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)
 
     observe.install(app, runtime)

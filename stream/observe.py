@@ -86,6 +86,7 @@ async def refresh(app: faust.App, runtime: Runtime) -> None:
     tps = _orders_partitions(app, topic)
     metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(tps))
     applied = await runtime.reader.applied_offsets(topic)
+    metrics.CONSUMER_LAG.clear()  # partitions this worker lost since must not linger
     for tp in tps:
         highwater = app.consumer.highwater(tp)
         if highwater is None:

@@ -9,16 +9,19 @@ hard without acknowledging anything, so the events are delivered again after a r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from state.model import OrderEvent, Rejection
 from state.rescorer import PassResult, Rescorer
-from state.store import ApplyResult, InputRecord, StateStore
+from state.store import ApplyResult, Gap, GapError, InputRecord, StateStore
 from stream import faults, metrics
+from stream.gaps import GapFiller
 from stream.retry import retry_transient
 from stream.validation import ValidationRules, parse_order
 
@@ -61,6 +64,7 @@ class OrderPipeline:
         store: StateStore,
         rescorer: Rescorer,
         clock: str,
+        gaps: GapFiller | None = None,
     ) -> None:
         self.topic = topic
         self.rules = rules
@@ -68,8 +72,54 @@ class OrderPipeline:
         self.rescorer = rescorer
         self.clock = clock
         self.next_offsets: dict[int, int] = {}  # partition -> next offset to process, for lag
+        self.gaps = gaps
+        self.lock = asyncio.Lock()
+        # partition -> offsets below this are handled (after a gap was filled)
+        self.floors: dict[int, int] = {}
 
     async def process(self, records: Sequence[RawRecord]) -> BatchReport:
+        # One batch or gap fill at a time: a fill must apply its offsets before anything later.
+        async with self.lock:
+            return await self._process(records)
+
+    async def fill_committed_gaps(self, group_id: str, partitions: Iterable[int]) -> int:
+        """Catch up partitions whose committed offsets are ahead of Redis; returns records."""
+        if self.gaps is None:
+            return 0
+        async with self.lock:
+            applied = await self.rescorer.reader.applied_offsets(self.topic)
+            found = await self.gaps.committed_gaps(group_id, applied, partitions)
+            before = self.gaps.filled
+            for gap in found:
+                await self._fill(gap)
+            return self.gaps.filled - before
+
+    async def _fill(self, gap: Gap) -> None:
+        assert self.gaps is not None
+        refilled: set[str] = set()
+
+        async def apply(records: Sequence[Any]) -> None:
+            report = await self._process(
+                [RawRecord(r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
+            )
+            refilled.update(report.applied.touched)
+
+        await self.gaps.fill(gap, self.floors, apply)
+        if refilled:
+            # Changes published from the lost state may contradict the recomputed ones:
+            # re-announce every refilled customer so their latest event tells the truth.
+            as_of = now_ms() if self.clock == "wall" else await self._event_clock()
+            await retry_transient(
+                lambda: self.rescorer.rescore_ids(
+                    sorted(refilled), as_of, "rescore", announce=True
+                ),
+                "re-announcing refilled customers",
+            )
+
+    async def _event_clock(self) -> int:
+        return await self.rescorer.reader.clock_ms() or now_ms()
+
+    async def _process(self, records: Sequence[RawRecord]) -> BatchReport:
         started = time.perf_counter()
         now = now_ms()
         inputs = [
@@ -90,15 +140,26 @@ class OrderPipeline:
 
     async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
-        return await self.store.apply_orders(self.topic, inputs)
+        return await self.store.apply_orders(self.topic, inputs, self.floors)
 
     async def _apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
+        while True:
+            try:
+                return await self._apply_or_isolate(inputs)
+            except GapError as exc:
+                if self.gaps is None:
+                    raise
+                await self._fill(exc.gap)
+
+    async def _apply_or_isolate(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         try:
             return await retry_transient(
                 lambda: self._apply_checked(inputs),
                 "applying a batch",
                 on_retry=_count_redis_error("apply_orders"),
             )
+        except GapError:
+            raise
         except Exception:
             log.exception("batch apply failed; isolating the event that fails")
         outcomes: list[str] = []
@@ -112,6 +173,8 @@ class OrderPipeline:
         return ApplyResult(outcomes=outcomes, touched=touched, clock_ms=clock)
 
     async def _apply_one(self, rec: InputRecord) -> ApplyResult:
+        # The batch passed the gap check; holes inside it (transaction markers) are not gaps.
+        self.floors[rec.partition] = max(self.floors.get(rec.partition, 0), rec.offset)
         try:
             return await retry_transient(lambda: self._apply_checked([rec]), "applying an event")
         except Exception as exc:

@@ -13,6 +13,7 @@ from state.scoring import ThresholdScorer
 from state.segments import SegmentRules, SegmentRulesError, load_segment_rules
 from state.store import StateStore
 from stream import faults
+from stream.gaps import GapFiller
 from stream.pipeline import OrderPipeline, now_ms
 from stream.publisher import Publisher
 from stream.relay import OutboxRelay
@@ -70,7 +71,15 @@ class Runtime:
             currencies=settings.currencies,
             max_future_skew_ms=int(settings.max_future_skew * 1000),
         )
-        pipeline = OrderPipeline(settings.orders_topic, validation, store, rescorer, settings.clock)
+        gaps = GapFiller(
+            settings.kafka_bootstrap,
+            settings.orders_topic,
+            settings.batch_size,
+            **aiokafka_options(settings),
+        )
+        pipeline = OrderPipeline(
+            settings.orders_topic, validation, store, rescorer, settings.clock, gaps
+        )
         return cls(
             settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
         )

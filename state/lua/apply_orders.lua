@@ -5,12 +5,18 @@
 -- atomic step means a crash anywhere leaves either all of a batch applied or none of it.
 --
 -- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set
--- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix}
+-- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
+--   "firsts": {partition: first offset of this batch in it},
+--   "floors": {partition: offset below which everything is known to be handled}}
 -- ARGV[2..]: per event three slots: descriptor JSON, original value bytes, original key bytes.
 --   descriptor for a valid event:
 --     [partition, offset, kind, customer_key, customer_id, order_id, amount, occurred_ms, refund_id]
 --   (amount and occurred_ms as decimal strings; kind is purchase|refund|cancel)
 --   descriptor for an event rejected before the state was read: [partition, offset, "reject", reason, message]
+-- Before applying anything, each partition's first offset is checked against the offset after
+-- the last one applied (or its floor): a batch that starts later is a gap (events committed to
+-- Kafka but not in Redis, e.g. after Redis lost its last second of writes) and nothing is
+-- applied: the reply is {"gap", partition, next_expected_offset} and the caller fills it first.
 -- Returns {outcomes, touched_ids, clock}: outcomes[i] is "applied", "duplicate", "dlq:<reason>"
 -- or "redelivered" (an offset an earlier batch already applied: the same event seen again, so
 -- it is counted apart and not as a new input event);
@@ -26,6 +32,16 @@ local counts = {}
 local outcomes = {}
 local touched, touched_list = {}, {}
 local clock = tonumber(redis.call('GET', clock_key) or '0')
+
+for partition, first in pairs(meta.firsts or {}) do
+  local stored = redis.call('HGET', offsets_key, topic .. ':' .. partition)
+  local expected = stored and (tonumber(stored) + 1) or 0
+  local floor = (meta.floors or {})[partition]
+  if floor and floor > expected then expected = floor end
+  if first > expected then
+    return { 'gap', tonumber(partition), string.format('%d', expected) }
+  end
+end
 
 local function count(name) counts[name] = (counts[name] or 0) + 1 end
 

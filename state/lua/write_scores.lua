@@ -37,11 +37,13 @@ for i = 2, #ARGV, 2 do
       else
         redis.call('HDEL', ckey, 'g')
       end
+    end
+    -- A change event comes with every segment change, and with an explicit re-announcement
+    -- of an unchanged segment (after Redis lost writes); either way it is the next in sequence.
+    if change ~= '' then
       redis.call('HINCRBY', ckey, 'q', 1)
-      if change ~= '' then
-        redis.call('XADD', outbox_prefix .. string.format('%d', partition), '*',
-          't', 'seg', 'k', cid, 'v', change, 'h', '')
-      end
+      redis.call('XADD', outbox_prefix .. string.format('%d', partition), '*',
+        't', 'seg', 'k', cid, 'v', change, 'h', '')
     end
     if due_ms >= 0 then
       redis.call('ZADD', due_key, due_ms, cid)

@@ -1,0 +1,1 @@
+"""Benchmarks of rfm-stream: ``python -m bench.run`` (see bench/README.md)."""

@@ -1,0 +1,218 @@
+"""Step 3: latency from an order's publish to its segment-change event's publish.
+
+One worker runs; purchases of brand-new customers (each makes a change: previous_segment
+null -> "new") are published at a fixed rate. The publish time of an order is the timestamp
+we give it (we also record it); the change's publish time is its broker timestamp
+(CreateTime, stamped by the worker's relay producer when it sends). Same host, same clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.env import PREFIX, Stack, cpu_seconds, create_topic, flush, sync_redis
+from bench.worker import log_tail, start_worker, stop_worker, worker_env
+from state.keys import Keys
+from state.model import iso_utc
+
+GROUP = "bench-latency"
+TOPIC = f"{GROUP}.orders"
+CHANGES = f"{GROUP}.changes"
+
+
+def measure(stack: Stack, rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
+    flush(stack.redis_url)
+    asyncio.run(create_topic(stack.bootstrap, TOPIC))
+    asyncio.run(create_topic(stack.bootstrap, CHANGES))
+    logs = workdir / GROUP
+    proc = start_worker(worker_env(stack, TOPIC, GROUP, workdir / GROUP), logs)
+    try:
+        result = asyncio.run(_run(stack.bootstrap, rate, seconds, proc.pid))
+        result |= _split(stack.redis_url, result.pop("sent"), result.pop("seen"))
+        return result
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}; worker log:\n{log_tail(logs)}") from exc
+    finally:
+        stop_worker(proc)
+
+
+def _purchase(customer: str, at_ms: int) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "purchase",
+            "order_id": f"o-{customer}",
+            "customer_id": customer,
+            "amount": "25.00",
+            "currency": "USD",
+            "occurred_at": iso_utc(at_ms),
+        }
+    )
+
+
+class _Changes:
+    """Reads the changes topic in the background: customer id -> (broker ts, received at)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.seen: dict[str, tuple[int, float]] = {}
+        self.consumer = AIOKafkaConsumer(
+            CHANGES,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Changes:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            got = await self.consumer.getmany(timeout_ms=50)
+            received = time.time() * 1000
+            for records in got.values():
+                for r in records:
+                    if r.key is not None:
+                        self.seen.setdefault(r.key.decode(), (r.timestamp, received))
+
+    async def wait(self, ids: list[str], timeout: float) -> None:
+        """Until every id has a change, or ``timeout`` seconds without a new one."""
+        last, count = time.monotonic(), -1
+        while not all(i in self.seen for i in ids):
+            if len(self.seen) != count:
+                last, count = time.monotonic(), len(self.seen)
+            if time.monotonic() - last > timeout:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _run(bootstrap: str, rate: float, seconds: float, pid: int) -> dict[str, Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        async with _Changes(bootstrap) as changes:
+            await _warm_up(producer, changes)
+            cpu = cpu_seconds(pid)
+            sent, elapsed = await _publish(producer, rate, seconds)
+            cpu = (cpu_seconds(pid) - cpu) / elapsed
+            await changes.wait(list(sent), timeout=30)
+    finally:
+        await producer.stop()
+    summary = _summary(sent, changes.seen, rate, elapsed)
+    return summary | {"worker_cpu_cores_busy": round(cpu, 2), "sent": sent, "seen": changes.seen}
+
+
+async def _warm_up(producer: AIOKafkaProducer, changes: _Changes) -> None:
+    """Until the worker has joined the group and its relay has published once."""
+    deadline = time.monotonic() + 120
+    for n in range(1_000_000):
+        customer = f"warm-{n}"
+        now = int(time.time() * 1000)
+        await producer.send_and_wait(TOPIC, _purchase(customer, now), key=customer.encode())
+        await changes.wait([customer], timeout=1.0)
+        if customer in changes.seen:
+            await asyncio.sleep(1.0)
+            return
+        if time.monotonic() > deadline:
+            break
+    raise TimeoutError("no segment change within 120 s of warm-up")
+
+
+async def _publish(
+    producer: AIOKafkaProducer, rate: float, seconds: float
+) -> tuple[dict[str, int], float]:
+    """``rate`` orders a second, paced every 2 ms, for ``seconds``; id -> publish time."""
+    total = max(1, int(rate * seconds))
+    sent: dict[str, int] = {}
+    acks: list[asyncio.Future[Any]] = []
+    start = time.monotonic()
+    while len(sent) < total:
+        due = min(total, int((time.monotonic() - start) * rate) + 1)
+        while len(sent) < due:
+            customer = f"lat-{len(sent):07d}"
+            now = int(time.time() * 1000)
+            value = _purchase(customer, now)
+            acks.append(await producer.send(TOPIC, value, key=customer.encode(), timestamp_ms=now))
+            sent[customer] = now
+        await asyncio.sleep(0.002)
+    elapsed = time.monotonic() - start
+    await asyncio.gather(*acks)
+    return sent, elapsed
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest rank."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, int(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def _split(
+    redis_url: str, sent: dict[str, int], seen: dict[str, tuple[int, float]]
+) -> dict[str, Any]:
+    """Where the time goes: the worker stamps each customer's scores with the wall time its
+    batch started processing (``s`` = "r,f,m,days,as_of_ms", clock=wall), which splits the
+    latency into publish -> batch start (fetch, faust) and batch start -> change publish."""
+    keys = Keys(PREFIX)
+    ids = [c for c in sent if c in seen]
+    client = sync_redis(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for c in ids:
+            pipe.hget(keys.customer(c), "s")
+        scores = pipe.execute()
+    finally:
+        client.close()
+    fetched, processed = [], []
+    for c, raw in zip(ids, scores, strict=True):
+        if raw:
+            started = int(raw.split(b",")[4])
+            fetched.append(float(started - sent[c]))
+            processed.append(float(seen[c][0] - started))
+    return {
+        "publish_to_batch_start": _stats(sorted(fetched)),
+        "batch_start_to_change_publish": _stats(sorted(processed)),
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {f"p{q}_ms": round(_percentile(values, q), 1) for q in (50, 95, 99)} | {
+        "max_ms": round(values[-1], 1) if values else 0.0
+    }
+
+
+def _summary(
+    sent: dict[str, int], seen: dict[str, tuple[int, float]], rate: float, elapsed: float
+) -> dict[str, Any]:
+    broker = sorted(float(seen[c][0] - t) for c, t in sent.items() if c in seen)
+    received = sorted(seen[c][1] - t for c, t in sent.items() if c in seen)
+    in_order = [float(seen[c][0] - t) for c, t in sent.items() if c in seen]  # by publish time
+    fifth = max(1, len(in_order) // 5)
+    return {
+        "target_rate": round(rate, 1),
+        "achieved_rate": round(len(sent) / elapsed, 1) if elapsed else 0.0,
+        "orders": len(sent),
+        "changes_seen": len(broker),
+        "missing": len(sent) - len(broker),
+        "publish_to_change_publish": _stats(broker),
+        "publish_to_change_received": _stats(received),
+        # Rising from the first to the last fifth of the orders: the worker falls behind.
+        "p50_ms_first_fifth": round(_percentile(sorted(in_order[:fifth]), 50), 1),
+        "p50_ms_last_fifth": round(_percentile(sorted(in_order[-fifth:]), 50), 1),
+    }

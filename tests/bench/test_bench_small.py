@@ -1,0 +1,68 @@
+"""The benchmark harness end to end at its smallest size: it runs and reports every part.
+
+Speed is not checked here (CI machines vary); the targets are reported by the bench itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _positive(data: dict[str, Any], *path: str) -> None:
+    value: Any = data
+    for key in path:
+        assert isinstance(value, dict) and key in value, f"missing {'.'.join(path)}"
+        value = value[key]
+    assert isinstance(value, int | float) and value > 0, f"{'.'.join(path)} = {value!r}"
+
+
+@pytest.mark.timeout(360)
+def test_small_bench_reports_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--small", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    data = json.loads(out.read_text())
+    for part in ("ceiling", "worker", "latency", "rescoring", "memory"):
+        assert "error" not in data[part], data[part]
+
+    _positive(data, "ceiling", "events_per_s")
+    for workers in ("1", "2"):
+        _positive(data, "worker", workers, "events_per_s")
+        _positive(data, "worker", workers, "seconds")
+    _positive(data, "latency", "orders")
+    assert data["latency"]["changes_seen"] == data["latency"]["orders"]
+    for q in ("p50_ms", "p95_ms", "p99_ms"):
+        _positive(data, "latency", "publish_to_change_publish", q)
+    scoring = data["rescoring"]
+    for kind in ("full_pass", "due_pass"):
+        _positive(data, "rescoring", kind, "seconds")
+        _positive(data, "rescoring", kind, "rescored")
+    assert scoring["full_pass"]["rescored"] == scoring["customers"]
+    assert scoring["due_pass"]["rescored"] == -(-scoring["customers"] // 100)  # exactly 1 %
+    _positive(data, "memory", "bytes_per_customer")
+    _positive(data, "memory", "bytes_per_order")
+
+    machine = data["meta"]["machine"]
+    assert machine["cpu_model"] and machine["python"] and machine["redis_version"]
+    _positive(data, "meta", "machine", "cores")
+    names = {t["name"] for t in data["targets"]}
+    assert len(names) == 6, names
+    assert all(t["result"] in ("PASS", "FAIL") for t in data["targets"])
+    assert any("ceiling" in line for line in data["table"])
