@@ -133,3 +133,7 @@ class StateStore:
             args.append(w.change)
         reply = await self._write(keys=[keys.segments, keys.due, keys.dirty], args=args)
         return [bool(r) for r in reply]
+
+    async def rewind_offset(self, topic: str, partition: int, offset: int) -> None:
+        """Forget that offsets after ``offset`` were applied: the partition was recreated."""
+        await self.redis.hset(self.keys.offsets, f"{topic}:{partition}", offset)

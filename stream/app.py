@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from stream import observe
 from stream.jobs import periodic_pass
@@ -20,6 +21,7 @@ from stream.retry import retry_transient
 from stream.runtime import Runtime
 from stream.security import faust_credentials
 from stream.settings import Settings
+from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 # How often a worker compares the group's committed offsets with the offsets Redis applied.
@@ -60,6 +62,15 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     )
     relay_wake = asyncio.Event()
 
+    def highwater(partition: int) -> int | None:
+        try:
+            value = app.consumer.highwater(TP(settings.orders_topic, partition))
+        except Exception:  # not assigned (any more), or not fetched yet
+            return None
+        return None if value is None else int(value)
+
+    runtime.pipeline.highwater = highwater
+
     @app.agent(orders, concurrency=1)
     async def process_orders(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
@@ -90,6 +101,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             tp.partition for tp in app.consumer.assignment() if tp.topic == orders.get_topic_name()
         ]
         try:
+            await ensure_topics(settings)  # a broker that lost its data has lost them too
             filled = await runtime.pipeline.fill_committed_gaps(settings.app_id, partitions)
         except Exception as exc:
             log.warning("checking for lost writes failed: %s: %s", type(exc).__name__, exc)

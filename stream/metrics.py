@@ -48,6 +48,10 @@ CONSUMER_LAG = Gauge(
 ASSIGNED_PARTITIONS = Gauge(
     "rfm_assigned_partitions", "Input partitions assigned to this worker", ["topic"]
 )
+PARTITIONS_RECREATED = Counter(
+    "rfm_partitions_recreated_total",
+    "Input partitions found shorter than what was applied (topic recreated, broker data lost)",
+)
 REBALANCES = Counter("rfm_rebalances_total", "Consumer-group rebalances this worker went through")
 REDIS_SECONDS = Histogram(
     "rfm_redis_call_seconds",

@@ -74,6 +74,8 @@ class OrderPipeline:
         self.next_offsets: dict[int, int] = {}  # partition -> next offset to process, for lag
         self.gaps = gaps
         self.lock = asyncio.Lock()
+        # partition -> high watermark the consumer last saw (set by the faust app)
+        self.highwater: Callable[[int], int | None] | None = None
         # partition -> offsets below this are handled (after a gap was filled)
         self.floors: dict[int, int] = {}
 
@@ -130,6 +132,8 @@ class OrderPipeline:
         ]
         with metrics.REDIS_SECONDS.labels("apply_orders").time():
             applied = await self._apply(inputs)
+            if "redelivered" in applied.outcomes and self.highwater is not None:
+                applied = await self._unless_recreated(inputs, applied)
         faults.hit("after_apply")
         as_of = now if self.clock == "wall" else applied.clock_ms
         with metrics.REDIS_SECONDS.labels("write_scores").time():
@@ -137,6 +141,48 @@ class OrderPipeline:
         faults.hit("after_score")
         self._observe(records, inputs, applied, scored, started)
         return BatchReport(applied=applied, scored=scored, records=inputs)
+
+    async def _unless_recreated(
+        self, inputs: Sequence[InputRecord], applied: ApplyResult
+    ) -> ApplyResult:
+        """Records taken for redeliveries may be new records of a recreated partition (a
+        broker that lost its data, a topic deleted and created again): if the partition's
+        log now ends before the offset Redis applied last, it cannot be the same log."""
+        assert self.highwater is not None
+        stored = await self.rescorer.reader.applied_offsets(self.topic)
+        recreated = set()
+        for rec, outcome in zip(inputs, applied.outcomes, strict=True):
+            highwater = self.highwater(rec.partition)
+            last = stored.get(rec.partition, -1)
+            if outcome == "redelivered" and highwater is not None and highwater <= last:
+                recreated.add(rec.partition)
+        if not recreated:
+            return applied
+        for partition in sorted(recreated):
+            first = min(r.offset for r in inputs if r.partition == partition)
+            log.error(
+                "%s partition %d ends at offset %s but offset %d was applied before: the "
+                "topic was recreated or the broker lost its data; applying its records as new",
+                self.topic,
+                partition,
+                self.highwater(partition),
+                stored[partition],
+            )
+            metrics.PARTITIONS_RECREATED.inc()
+            await self.store.rewind_offset(self.topic, partition, first - 1)
+        again = [r for r in inputs if r.partition in recreated]
+        redone = iter((await self._apply(again)).outcomes)
+        outcomes = [
+            next(redone) if r.partition in recreated else o
+            for r, o in zip(inputs, applied.outcomes, strict=True)
+        ]
+        touched = list(dict.fromkeys([*applied.touched, *self._touched_by(again)]))
+        clock = max(applied.clock_ms, await self._event_clock())
+        return ApplyResult(outcomes=outcomes, touched=touched, clock_ms=clock)
+
+    @staticmethod
+    def _touched_by(records: Sequence[InputRecord]) -> list[str]:
+        return [r.parsed.customer_id for r in records if isinstance(r.parsed, OrderEvent)]
 
     async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
