@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from state.model import MS_PER_DAY
-from stream.embedded import EmbeddedStack
+from stream.embedded_stack import EmbeddedStack
 from stream.pipeline import now_ms
 from stream.publisher import OutgoingRecord, Publisher
 from stream.security import aiokafka_options

@@ -269,10 +269,13 @@ class Scenario:
         redis_url: str,
         topic_prefix: str,
         workdir: Path,
+        *,
+        client_url: str | None = None,
         **extra_env: str,
     ) -> None:
         self.bootstrap = kafka_bootstrap
-        self.redis_url = redis_url
+        # The test's own Redis clients use client_url when given (e.g. with a CA for TLS).
+        self.redis_url = client_url or redis_url
         self.workdir = workdir
         self.env = rfm_env(
             kafka_bootstrap,
@@ -448,9 +451,7 @@ class Scenario:
                 assert by_source[source] == content, f"dead letter {source} differs on repeat"
                 repeats += 1
             by_source[source] = content
-        got = Counter(
-            dict(headers)["rfm.dlq.reason"].decode() for _, headers in by_source.values()
-        )
+        got = Counter(dict(headers)["rfm.dlq.reason"].decode() for _, headers in by_source.values())
         assert got == expected, f"dead letters {dict(got)} != {dict(expected)}"
         assert len(by_source) == total
         return total, repeats

@@ -70,22 +70,19 @@ def test_rescore_killed_midway_then_rerun(
 def test_periodic_and_cli_rescoring_at_once_while_orders_flow(
     kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    sc = Scenario(
-        kafka_bootstrap, redis_url, topic_prefix, tmp_path, RFM_RESCORE_INTERVAL="1"
-    )
+    sc = Scenario(kafka_bootstrap, redis_url, topic_prefix, tmp_path, RFM_RESCORE_INTERVAL="1")
     events = list(generate_history(PROFILE))
     first, rest = events[: len(events) // 3], events[len(events) // 3 :]
     sc.publish(first)
     worker = sc.worker().start()
     outputs: list[str] = []
     failures: list[str] = []
+    # A time after the last event of the whole stream: the CLI passes score ahead of the
+    # event clock, the periodic job scores at it, the hot path at the latest order.
+    as_of = sc.oracle(values=(v for _, v in events)).clock_ms + 60 * MS_PER_DAY
     try:
         sc.wait_accounted(worker, 120)
-        full = sc.oracle()
-        as_of = full.clock_ms + 60 * MS_PER_DAY
-        # Orders keep arriving while the periodic pass (every second, event clock) and the
-        # CLI's full passes (as of a later time) rescore the same customers.
-        publisher = sc.paced(rest, chunk=100, interval=0.3)
+        publisher = sc.paced(rest, chunk=60, interval=0.3)
 
         def cli_passes() -> None:
             for _ in range(3):
@@ -93,10 +90,12 @@ def test_periodic_and_cli_rescoring_at_once_while_orders_flow(
                 (outputs if done.returncode == 0 else failures).append(
                     done.stdout if done.returncode == 0 else done.stderr[-2000:]
                 )
+                time.sleep(2.0)
 
         cli = threading.Thread(target=cli_passes)
         cli.start()
         cli.join(180)
+        publisher.join(120)  # all of it at the paced rate, under the periodic job
         publisher.finish()
         sc.wait_accounted(worker, 120)
         sc.wait_relayed(worker, 60)

@@ -11,25 +11,18 @@ from pathlib import Path
 import pytest
 import redis
 
-from state.changes import ScoringContext
-from state.model import MS_PER_DAY, iso_utc
-from state.scoring import ThresholdScorer
-from state.segments import load_segment_rules
-from stream.runtime import Runtime
+from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.support.checks import assert_changes_complete, assert_state_matches
+from tests.support.checks import assert_matches_oracle
 from tests.support.harness import (
     Worker,
     accounted,
     outbox_empty,
     produce,
-    read_topic,
     rfm_env,
-    run_cli,
     settings_of,
     wait_until,
 )
-from tests.support.oracle import fold
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,19 +63,15 @@ def test_redis_restored_to_older_snapshot_is_caught_up_from_kafka(
         assert worker.stop() == 0, worker.log_tail()
     assert "consumed but are not in Redis" in worker.log_path.read_text()
 
-    rules = Runtime.build(settings).pipeline.rules
-    oracle = fold((v for _, v in [*events, events[0]]), rules, START + 400 * MS_PER_DAY)
+    values = [v for _, v in [*events, events[0]]]
+    oracle = assert_matches_oracle(
+        env,
+        server.url,
+        kafka_bootstrap,
+        values,
+        START + 400 * MS_PER_DAY,
+        superseded_allowed=True,
+    )
     stats = {k.decode(): int(v) for k, v in client.hgetall("rfm:stats").items()}
     stats.pop("redelivered", None)
     assert stats == dict(oracle.outcomes)
-    as_of = oracle.clock_ms + MS_PER_DAY
-    done = run_cli(env, "rescore", "--as-of", iso_utc(as_of))
-    assert done.returncode == 0, done.stderr
-    ctx = ScoringContext(
-        ThresholdScorer(settings.thresholds), load_segment_rules("default"), "USD", 2
-    )
-    assert_state_matches(server.url, oracle, ctx, as_of)
-    expected = oracle.expected(ctx, as_of)
-    changes = read_topic(kafka_bootstrap, settings.changes_topic)
-    finals = {c: e[-1] for c, e in expected.items()}
-    assert_changes_complete(server.url, changes, finals, superseded_allowed=True)

@@ -10,25 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from state.changes import ScoringContext
-from state.model import MS_PER_DAY, iso_utc
-from state.scoring import ThresholdScorer
-from state.segments import load_segment_rules
-from stream.runtime import Runtime
+from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.support.checks import assert_changes_complete, assert_state_matches
+from tests.support.checks import assert_matches_oracle
 from tests.support.harness import (
     Worker,
     accounted,
     outbox_empty,
     produce,
-    read_topic,
     rfm_env,
-    run_cli,
     settings_of,
     wait_until,
 )
-from tests.support.oracle import fold
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,15 +71,5 @@ def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
         assert worker.stop() == 0, worker.log_tail()
     assert kills == 3
 
-    rules = Runtime.build(settings).pipeline.rules
-    oracle = fold((v for _, v in events), rules, START + 400 * MS_PER_DAY)
-    as_of = oracle.clock_ms + MS_PER_DAY
-    done = run_cli(env, "rescore", "--as-of", iso_utc(as_of))
-    assert done.returncode == 0, done.stderr
-    ctx = ScoringContext(
-        ThresholdScorer(settings.thresholds), load_segment_rules("default"), "USD", 2
-    )
-    assert_state_matches(redis_url, oracle, ctx, as_of)
-    expected = oracle.expected(ctx, as_of)
-    changes = read_topic(kafka_bootstrap, settings.changes_topic)
-    assert_changes_complete(redis_url, changes, {c: e[-1] for c, e in expected.items()})
+    values = [v for _, v in events]
+    assert_matches_oracle(env, redis_url, kafka_bootstrap, values, START + 400 * MS_PER_DAY)

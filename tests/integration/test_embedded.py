@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream import embedded
-from stream.embedded import EmbeddedServerError, EmbeddedStack, ServerProcess, port_is_open
+from stream.embedded import EmbeddedServerError, ServerProcess, port_is_open
+from stream.embedded_stack import EmbeddedStack
 
 RedisFactory = Callable[..., ServerProcess]  # the private_redis fixture
 KafkaFactory = Callable[..., ServerProcess]  # the private_kafka fixture

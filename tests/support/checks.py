@@ -12,8 +12,13 @@ from aiokafka.structs import ConsumerRecord
 
 from state.changes import ScoringContext
 from state.keys import Keys
+from state.model import MS_PER_DAY, iso_utc
 from state.reads import to_state
-from tests.support.oracle import BatchResult
+from state.scoring import ThresholdScorer
+from state.segments import load_segment_rules
+from stream.runtime import Runtime
+from tests.support.harness import read_topic, run_cli, settings_of
+from tests.support.oracle import BatchResult, fold
 
 FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
 IDENTITY = ("customer_id", "sequence", "previous_segment", "segment")
@@ -109,3 +114,30 @@ def assert_changes_complete(
 def _load(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
     change: dict[str, Any] = orjson.loads(record.value)
     return change
+
+
+def assert_matches_oracle(
+    env: dict[str, str],
+    redis_url: str,
+    bootstrap: str,
+    values: Sequence[bytes],
+    now_ms: int,
+    *,
+    superseded_allowed: bool = False,
+) -> BatchResult:
+    """The end of every end-to-end scenario: fold the published values in a batch, rescore
+    the stream's state as of one time, and compare state and segment changes."""
+    settings = settings_of(env)
+    oracle = fold(values, Runtime.build(settings).pipeline.rules, now_ms)
+    as_of = oracle.clock_ms + MS_PER_DAY
+    done = run_cli(env, "rescore", "--as-of", iso_utc(as_of))
+    assert done.returncode == 0, done.stderr
+    rules = load_segment_rules(settings.segments)
+    ctx = ScoringContext(
+        ThresholdScorer(settings.thresholds), rules, settings.currency, settings.exponent
+    )
+    assert_state_matches(redis_url, oracle, ctx, as_of)
+    finals = {c: e[-1] for c, e in oracle.expected(ctx, as_of).items()}
+    changes = read_topic(bootstrap, settings.changes_topic)
+    assert_changes_complete(redis_url, changes, finals, superseded_allowed=superseded_allowed)
+    return oracle
