@@ -48,9 +48,22 @@ def _frame(text: str) -> str:
     return name.replace(str(Path(sys.prefix)), "").replace("/lib/python3.11/site-packages/", "")
 
 
+def _package(frame: str) -> str:
+    """'f (faust/streams.py)' -> 'faust'; stdlib modules as 'asyncio', 'selectors.py' ..."""
+    path = frame.rpartition("(")[2].rstrip(")")
+    if "/lib/python3" in path:
+        path = path.split("/lib/python3", 1)[1].partition("/")[2]
+    return path.split("/", 1)[0] or "?"
+
+
+_PROJECT = ("(stream/", "(state/")
+
+
 def summarise(path: Path, seconds: float, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive share of samples per function, from py-spy's raw output."""
+    """Share of samples: per function (self), per package (self), per project function
+    (inclusive: itself and what it calls), from py-spy's raw output."""
     own: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     samples = 0
     if not path.exists():
@@ -66,13 +79,18 @@ def summarise(path: Path, seconds: float, top: int = 15) -> dict[str, Any]:
             continue
         samples += n
         own[frames[-1]] += n
+        packages[_package(frames[-1])] += n
         for name in set(frames):
-            inclusive[name] += n
+            if any(marker in name for marker in _PROJECT) and "(stream/cli/" not in name:
+                inclusive[name] += n
     share = max(samples, 1)
     return {
         "file": str(path),
         "samples": samples,
         "busy_share": round(samples / max(seconds * RATE, 1), 3),
         "self": [[name, round(n / share, 3)] for name, n in own.most_common(top)],
-        "inclusive": [[name, round(n / share, 3)] for name, n in inclusive.most_common(top)],
+        "self_by_package": [[name, round(n / share, 3)] for name, n in packages.most_common(top)],
+        "project_inclusive": [
+            [name, round(n / share, 3)] for name, n in inclusive.most_common(top)
+        ],
     }

@@ -116,6 +116,11 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         )
         await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_clients(app: Any, **kwargs: Any) -> None:
+        # After the agents stopped: the relay's producer and the Redis pool close cleanly.
+        await runtime.close()
+
     observe.install(app, runtime)
     return app
 
