@@ -25,6 +25,7 @@ from stream.publisher import OutgoingRecord, Publisher
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+LOCK_SECONDS = 10
 _KINDS = {b"seg": "segment_change", b"dlq": "dead_letter"}
 
 
@@ -44,7 +45,10 @@ class OutboxRelay:
         return total
 
     async def _drain_one(self, partition: int) -> int:
-        lock = self.redis.lock(self.keys.relay_lock(partition), timeout=30, blocking=False)
+        # Short: a relay that dies holding the lock delays its outbox by at most this long.
+        lock = self.redis.lock(
+            self.keys.relay_lock(partition), timeout=LOCK_SECONDS, blocking=False
+        )
         if not await lock.acquire():
             return 0  # another relay is on it
         total = 0
@@ -65,10 +69,11 @@ class OutboxRelay:
                 await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
                 total += len(entries)
                 self.published += len(entries)
-                await lock.extend(30, replace_ttl=True)
+                await lock.extend(LOCK_SECONDS, replace_ttl=True)
         finally:
             try:
-                await lock.release()
+                # Shielded: a stop that cancels the relay must not leave the lock behind.
+                await asyncio.shield(lock.release())
             except LockError:
                 log.warning("relay lock of outbox %d expired while relaying", partition)
 

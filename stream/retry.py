@@ -13,7 +13,13 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import BusyLoadingError, ReadOnlyError, TryAgainError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -32,8 +38,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+# Wrong credentials do not heal by waiting: they must stop the worker loudly, not stall it.
+PERMANENT: tuple[type[BaseException], ...] = (AuthenticationError, AuthorizationError)
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT)
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, PERMANENT)
 
 
 async def retry_transient(
@@ -49,6 +59,8 @@ async def retry_transient(
     while True:
         try:
             return await op()
+        except PERMANENT:
+            raise
         except TRANSIENT as exc:
             attempt += 1
             if on_retry is not None:

@@ -10,6 +10,9 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
 from stream.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -75,6 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except (RedisError, KafkaError, OSError) as exc:
+        # A clear line instead of a traceback; URLs with credentials are never printed.
+        redis_url = settings.redacted()["redis_url"]
+        print(
+            f"rfm-stream {args.command}: {type(exc).__name__}: {exc} "
+            f"(Kafka {settings.kafka_bootstrap}, Redis {redis_url})",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:

@@ -6,8 +6,11 @@ import argparse
 import asyncio
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from stream.app import create_app
 from stream.runtime import Runtime
+from stream.security import redis_options
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -17,8 +20,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     runtime = Runtime.build(settings)  # validates segment rules before anything starts
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(_check_redis(settings))  # wrong credentials fail here, not in the stream
     asyncio.run(ensure_topics(settings))
     app = create_app(settings, runtime)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
+
+
+async def _check_redis(settings: Settings) -> None:
+    client = aioredis.from_url(
+        settings.redis_url, socket_connect_timeout=5, **redis_options(settings)
+    )
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()

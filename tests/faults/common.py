@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -51,6 +51,21 @@ FAST_GROUP = {
 }
 MAX_REQUEST = 4 * 1024 * 1024
 FIXED_KEYS = ("offsets", "stats", "clock", "dirty", "due", "segments", "quintiles", "rescore")
+
+
+# Every worker a scenario started, so the suite's fixture can kill what a failed test left.
+STARTED_WORKERS: list[Worker] = []
+
+
+def kill_leftover_workers() -> int:
+    """SIGKILL workers still running after a test (only ever ours); returns how many."""
+    killed = 0
+    while STARTED_WORKERS:
+        worker = STARTED_WORKERS.pop()
+        if worker.proc is not None and worker.proc.poll() is None:
+            worker.kill()
+            killed += 1
+    return killed
 
 
 def now_ms() -> int:
@@ -317,10 +332,12 @@ class Scenario:
     def worker(self, name: str | None = None, **extra_env: str) -> Worker:
         self._workers += 1
         log = self.workdir / f"{name or f'worker{self._workers}'}.log"
-        return Worker({**self.env, **extra_env}, log)
+        worker = Worker({**self.env, **extra_env}, log)
+        STARTED_WORKERS.append(worker)
+        return worker
 
     def stats(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self.keys.stats)
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.stats))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     def accounted(self) -> int:
@@ -346,7 +363,7 @@ class Scenario:
         return wait_for(lambda: self.outbox_backlog() == 0, timeout, "outbox relayed", worker)
 
     def applied_offsets(self) -> dict[int, int]:
-        raw = self.redis.hgetall(self.keys.offsets)
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.offsets))
         head = f"{self.settings.orders_topic}:".encode()
         return {int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)}
 
@@ -419,7 +436,7 @@ class Scenario:
         strangers = {orjson.loads(r.value)["customer_id"] for r in records} - set(expected)
         assert not strangers, f"changes for customers the events never named: {strangers}"
         duplicates = assert_changes_complete(
-            self.redis_url, records, {c: e[-1] for c, e in expected.items()}
+            self.redis_url, records, {c: cast(str | None, e[-1]) for c, e in expected.items()}
         )
         if expect_change_duplicates is True:
             assert duplicates > 0, "expected repeated change events, found none"
@@ -462,10 +479,11 @@ def assert_segment_counts_consistent(redis_url: str, keys: Keys) -> None:
     r = redis.Redis.from_url(redis_url)
     held: Counter[str] = Counter()
     for key in r.scan_iter(match=keys.customer_pattern(), count=1000, _type="hash"):
-        segment = r.hget(key, "g")
+        segment = cast(bytes | None, r.hget(key, "g"))
         if segment:
             held[segment.decode()] += 1
-    counted = {k.decode(): int(v) for k, v in r.hgetall(keys.segments).items() if int(v) != 0}
+    raw = cast(dict[bytes, bytes], r.hgetall(keys.segments))
+    counted = {k.decode(): int(v) for k, v in raw.items() if int(v) != 0}
     assert counted == dict(held), f"segment counters {counted} != customers {dict(held)}"
 
 
@@ -483,7 +501,7 @@ def snapshot(redis_url: str, prefix: str = "rfm") -> dict[bytes, Any]:
     r = redis.Redis.from_url(redis_url)
     out: dict[bytes, Any] = {}
     for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = r.type(key)
+        kind = cast(bytes, r.type(key))
         if kind == b"hash":
             out[key] = ("hash", r.hgetall(key))
         elif kind == b"string":

@@ -22,7 +22,7 @@ from tests.support.harness import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 DAY0 = datetime(2025, 5, 1, tzinfo=UTC)
 

@@ -1,6 +1,12 @@
 """Scenario 4: rebalances while events flow, 1 -> 2 -> 3 -> 2 -> 1 workers over 4 partitions
 (workers join, and leave with SIGTERM). Each rebalance settles within a bound, and the
-result equals the batch fold."""
+result equals the batch fold.
+
+Settle time of a change: from starting the new worker (until it has synced with the group)
+or from the leaving worker's exit, until every partition has applied events published after
+that point, so no partition is left without an owner. /readyz of every live worker is
+recorded after each settle (a worker the assignor gave no partition reports 503).
+"""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from stream.security import aiokafka_options, faust_credentials, redis_options
 from stream.settings import load_settings
 from stream.shop import ShopProfile, generate_history
 from tests.conftest import RedisFactory
-from tests.faults.common import START, FaultRun, Scenario, http_get
+from tests.faults.common import START, FaultRun, Scenario, http_get, wait_for
 from tests.support.harness import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
@@ -133,6 +133,20 @@ def test_redis_with_password_worker_and_cli_leak_no_secret(
     assert "auth" in wrong.lower() or "password" in wrong.lower(), wrong[-500:]
     _wrong_credentials(sc, f"redis://{host}", REDIS_PW)  # no password at all
 
+    # A worker with a wrong password stays up but says it is not ready, and logs no secret.
+    locked_out = sc.worker("wrong-password", RFM_REDIS_URL=f"redis://:{WRONG_PW}@{host}")
+    locked_out.start()
+    try:
+        wait_for(
+            lambda: http_get(locked_out, "/readyz")[0] == 503, 60, "readyz answers", locked_out
+        )
+        status, body = http_get(locked_out, "/readyz")
+        assert orjson.loads(body)["checks"]["redis"] is False, body
+        _no_secret(body, WRONG_PW, REDIS_PW, "redis://")
+    finally:
+        locked_out.stop()
+    _no_secret(locked_out.log_path.read_text(errors="replace"), WRONG_PW, REDIS_PW, SASL_PW)
+
     run = FaultRun("security_redis_password", extra={"worker": True})
     sc.verify(run)
 
@@ -145,8 +159,10 @@ def test_redis_acl_user_limited_to_our_keys(
 ) -> None:
     server = private_redis()
     admin = redis.Redis.from_url(server.url)
-    admin.execute_command("ACL", "SETUSER", "rfm", "on", f">{ACL_PW}", "~rfm:*", "+@all")
-    admin.execute_command("ACL", "SETUSER", "default", "off")  # only the rfm user gets in
+    admin.acl_setuser(
+        "rfm", enabled=True, passwords=[f"+{ACL_PW}"], keys=["rfm:*"], commands=["+@all"]
+    )
+    admin.acl_setuser("default", enabled=False)  # only the rfm user gets in
     url = f"redis://rfm:{ACL_PW}@{server.url.split('://', 1)[1]}"
     limited = redis.Redis.from_url(url)
     with pytest.raises(redis.exceptions.NoPermissionError):

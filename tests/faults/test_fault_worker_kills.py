@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,10 @@ def _die_at(sc: Scenario, point: str) -> float:
     assert code == EXIT_AT_FAULT, worker.log_tail()
     assert f"fault point {point}: exiting now" in worker.log_path.read_text(errors="replace")
     return time.monotonic() - started
+
+
+def _reached(sc: Scenario, accounted: int) -> Callable[[], bool]:
+    return lambda: sc.accounted() >= accounted
 
 
 def test_sigkill_at_random_points_and_between_redis_write_and_commit(
@@ -67,10 +72,10 @@ def test_sigkill_at_random_points_and_between_redis_write_and_commit(
             before = sc.accounted()
             worker = sc.worker().start()
             recoveries.append(
-                wait_for(lambda b=before: sc.accounted() > b, 90, "progress after restart", worker)
+                wait_for(_reached(sc, before + 1), 90, "progress after restart", worker)
             )
             target = min(before + rng.randint(30, 400), len(events) - 1)
-            wait_for(lambda t=target: sc.accounted() >= t, 90, "progress before kill", worker, 0.01)
+            wait_for(_reached(sc, target), 90, "progress before kill", worker, poll=0.01)
             worker.kill()
 
         # 4. The last worker finishes the stream.

@@ -24,7 +24,7 @@ from tests.support.harness import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 START = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1000)
 PROFILE = ShopProfile(
