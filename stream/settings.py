@@ -134,6 +134,9 @@ class Settings:
     )
     data_dir: str = _setting("var/rfm-stream", _text, "Directory for the worker's local files")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "Log level")
+    log_format: str = _setting(
+        "text", _choice("text", "json"), "Logs as text or one JSON object a line"
+    )
     session_timeout: float = _setting(
         "10", _positive_float, "Kafka consumer session timeout, seconds"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
+import logging.config
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from stream.logs import logging_config
 from stream.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -66,11 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     try:
         return _command(args.command)(settings, args)
     except SettingsError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from stream.app import create_app
+from stream.logs import logging_config
 from stream.runtime import Runtime
 from stream.security import redis_options
 from stream.settings import Settings
@@ -23,7 +24,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_check_redis(settings))  # wrong credentials fail here, not in the stream
     asyncio.run(ensure_topics(settings))
     app = create_app(settings, runtime)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+        quiet=True,
+    )
     worker.execute_from_commandline()
     return 0
 
