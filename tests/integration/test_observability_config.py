@@ -1,7 +1,7 @@
 """Static checks of the observability files: generated dashboards, rules, docs, configs.
 
 The dashboards are what ``dashboards/generate.py`` writes and name only real metrics; the
-alert rules and ``docs/operations.md`` cover every metric and alert; ``promtool`` accepts
+alert rules and the README's Operations section cover every metric and alert; ``promtool`` accepts
 the Prometheus config and rules; ``docker-compose.yml`` validates and the Dockerfile builds
 a small, unprivileged image. ``promtool``/``docker-compose`` missing: skip on a
 workstation, failure in CI.
@@ -79,13 +79,13 @@ def test_rules_and_docs_name_only_real_metrics() -> None:
     assert not unknown, f"rules.yml names metrics the worker does not have: {sorted(unknown)}"
     for alert in ALERTS:
         assert f"alert: {alert}\n" in rules, f"{alert} is missing from rules.yml"
-    docs = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    docs = (ROOT / "README.md").read_text(encoding="utf-8")
     families = {re.sub(r"_(total|info)$", "", n) for n in known if not n.endswith("_created")}
     families = {f for f in families if not re.search(r"_(bucket|sum|count)$", f)}
     missing = sorted(f for f in families if f not in docs)
-    assert not missing, f"docs/operations.md does not describe {missing}"
+    assert not missing, f"README.md does not describe {missing}"
     for alert in ALERTS:
-        assert alert in docs, f"docs/operations.md does not explain {alert}"
+        assert alert in docs, f"README.md does not explain {alert}"
 
 
 def test_config_files_check() -> None:
