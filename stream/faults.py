@@ -37,10 +37,6 @@ if _POINTS:
     log.warning("test fault points are armed: %s", ", ".join(sorted(_POINTS)))
 
 
-def enabled() -> bool:
-    return bool(_POINTS)
-
-
 def hit(point: str) -> None:
     action = _POINTS.get(point)
     if action is None:

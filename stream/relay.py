@@ -35,7 +35,6 @@ class OutboxRelay:
     ) -> None:
         self.redis, self.keys, self.publisher = redis, keys, publisher
         self.topics = {b"seg": changes_topic, b"dlq": dlq_topic}
-        self.published = 0
 
     async def drain(self, partitions: Iterable[int]) -> int:
         """Publish everything waiting in these outboxes; returns how many records."""
@@ -68,7 +67,6 @@ class OutboxRelay:
                 faults.hit("relay_published")
                 await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
                 total += len(entries)
-                self.published += len(entries)
                 await lock.extend(LOCK_SECONDS, replace_ttl=True)
         finally:
             try:

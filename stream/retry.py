@@ -42,10 +42,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 PERMANENT: tuple[type[BaseException], ...] = (AuthenticationError, AuthorizationError)
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT) and not isinstance(exc, PERMANENT)
-
-
 async def retry_transient(
     op: Callable[[], Awaitable[T]],
     what: str,
