@@ -390,6 +390,7 @@ class Scenario:
         oracle: BatchResult | None = None,
         as_of_ms: int | None = None,
         expect_change_duplicates: bool | None = False,
+        superseded_allowed: bool = False,
     ) -> Verdict:
         """The end of every scenario (all workers stopped): accounting, rescore, state,
         changes and dead letters against the batch result. Records ``run`` either way."""
@@ -401,7 +402,9 @@ class Scenario:
         run.doubled = max(0, accounted - run.published)
         run.extra.setdefault("redelivered", stats.get("redelivered", 0))
         try:
-            verdict = self._check(run, oracle, stats, as_of_ms, expect_change_duplicates)
+            verdict = self._check(
+                run, oracle, stats, as_of_ms, expect_change_duplicates, superseded_allowed
+            )
             run.ok = True
             return verdict
         finally:
@@ -414,6 +417,7 @@ class Scenario:
         stats: dict[str, int],
         as_of_ms: int | None,
         expect_change_duplicates: bool | None,
+        superseded_allowed: bool = False,
     ) -> Verdict:
         assert run.lost == 0 and run.doubled == 0, (run.published, stats)
         assert {k: v for k, v in stats.items() if k != "redelivered"} == {
@@ -436,7 +440,10 @@ class Scenario:
         strangers = {orjson.loads(r.value)["customer_id"] for r in records} - set(expected)
         assert not strangers, f"changes for customers the events never named: {strangers}"
         duplicates = assert_changes_complete(
-            self.redis_url, records, {c: cast(str | None, e[-1]) for c, e in expected.items()}
+            self.redis_url,
+            records,
+            {c: cast(str | None, e[-1]) for c, e in expected.items()},
+            superseded_allowed=superseded_allowed,
         )
         if expect_change_duplicates is True:
             assert duplicates > 0, "expected repeated change events, found none"

@@ -1,6 +1,8 @@
-"""Scenario 3: Redis (AOF, fsync always) is killed while events flow and comes back. The
-worker pauses while Redis is away (/readyz says so), resumes on its own, and the result
-equals the batch fold."""
+"""Scenario 3: Redis (AOF with fsync ``always``, and with ``everysec``) is killed while
+events flow and comes back 10 s later. The worker pauses while Redis is away (/readyz says
+so), resumes on its own, and the result equals the batch fold. With ``everysec`` Redis may
+come back without its last second of writes: the worker re-reads them from Kafka (the gap
+between the group's committed offsets and the offsets Redis holds)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 PROFILE = ShopProfile(
     customers=1_000, orders=4_000, start_ms=START, end_ms=START + 250 * MS_PER_DAY, seed=303
 )
-DOWN_S = 3.0
+DOWN_S = 10.0
 
 
 def _redis_check(worker_readyz: tuple[int, bytes]) -> bool | None:
@@ -30,13 +32,15 @@ def _redis_check(worker_readyz: tuple[int, bytes]) -> bool | None:
     return bool(orjson.loads(body)["checks"]["redis"])
 
 
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
 def test_redis_restart_while_events_flow(
+    fsync: str,
     kafka_bootstrap: str,
     private_redis: RedisFactory,
     topic_prefix: str,
     tmp_path: Path,
 ) -> None:
-    server = private_redis(["--appendonly", "yes", "--appendfsync", "always"])
+    server = private_redis(["--appendonly", "yes", "--appendfsync", fsync])
     sc = Scenario(kafka_bootstrap, server.url, topic_prefix, tmp_path)
     events = list(generate_history(PROFILE))
     worker = sc.worker().start()
@@ -69,12 +73,13 @@ def test_redis_restart_while_events_flow(
         publisher.finish()
         assert worker.stop() == 0, worker.log_tail()
 
-    run = FaultRun("redis_restart", recovery_seconds=recovery)
+    run = FaultRun(f"redis_restart_{fsync}", recovery_seconds=recovery)
     run.extra.update(
         down_seconds=DOWN_S,
         accounted_at_restart=at_restart,
         readyz_redis_while_down=paused,
         ready_again_seconds=round(ready_again, 2),
     )
-    sc.verify(run, expect_change_duplicates=None)
+    # everysec: changes published from writes Redis lost may be superseded (see reliability.md)
+    sc.verify(run, expect_change_duplicates=None, superseded_allowed=fsync == "everysec")
     assert paused is False, "/readyz should report Redis down during the outage"

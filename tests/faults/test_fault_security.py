@@ -25,7 +25,7 @@ from stream.security import aiokafka_options, faust_credentials, redis_options
 from stream.settings import load_settings
 from stream.shop import ShopProfile, generate_history
 from tests.conftest import RedisFactory
-from tests.faults.common import START, FaultRun, Scenario, http_get, wait_for
+from tests.faults.common import START, FaultRun, Scenario, http_get
 from tests.support.harness import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
@@ -133,19 +133,19 @@ def test_redis_with_password_worker_and_cli_leak_no_secret(
     assert "auth" in wrong.lower() or "password" in wrong.lower(), wrong[-500:]
     _wrong_credentials(sc, f"redis://{host}", REDIS_PW)  # no password at all
 
-    # A worker with a wrong password stays up but says it is not ready, and logs no secret.
+    # A worker with a wrong password stops at start, before joining the group (it would
+    # otherwise hold partitions it cannot process), says why, and logs no secret.
     locked_out = sc.worker("wrong-password", RFM_REDIS_URL=f"redis://:{WRONG_PW}@{host}")
     locked_out.start()
+    assert locked_out.proc is not None
     try:
-        wait_for(
-            lambda: http_get(locked_out, "/readyz")[0] == 503, 60, "readyz answers", locked_out
-        )
-        status, body = http_get(locked_out, "/readyz")
-        assert orjson.loads(body)["checks"]["redis"] is False, body
-        _no_secret(body, WRONG_PW, REDIS_PW, "redis://")
+        code = locked_out.proc.wait(60)
     finally:
         locked_out.stop()
-    _no_secret(locked_out.log_path.read_text(errors="replace"), WRONG_PW, REDIS_PW, SASL_PW)
+    assert code == 1, locked_out.log_tail()
+    log = locked_out.log_path.read_text(errors="replace")
+    assert "AuthenticationError" in log, log[-2000:]
+    _no_secret(log, WRONG_PW, REDIS_PW, SASL_PW)
 
     run = FaultRun("security_redis_password", extra={"worker": True})
     sc.verify(run)
