@@ -9,9 +9,12 @@ from redis.asyncio import Redis
 
 from state.keys import Keys
 from state.model import CustomerState
+from state.scripts import register
 
 # Fields of a customer hash that make up its profile; order fields ("o:...") are left out.
-_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
+# The Lua scripts that return profiles (apply_orders, read_customers) use this order too.
+PROFILE_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
+WIDTH = len(PROFILE_FIELDS)
 
 
 def _int(raw: bytes | None) -> int | None:
@@ -19,7 +22,7 @@ def _int(raw: bytes | None) -> int | None:
 
 
 def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState | None:
-    """Decode ``HMGET _FIELDS``; None when the customer does not exist."""
+    """Decode ``HMGET PROFILE_FIELDS``; None when the customer does not exist."""
     first, last, orders, spend, version, partition, segment, seq, scores = values
     if version is None:
         return None
@@ -44,19 +47,24 @@ def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState 
     )
 
 
+def to_states(
+    customer_ids: Sequence[str], flat: Sequence[bytes | None]
+) -> list[CustomerState | None]:
+    """Decode a script's flat reply of ``WIDTH`` fields per customer."""
+    return [to_state(cid, flat[i * WIDTH : (i + 1) * WIDTH]) for i, cid in enumerate(customer_ids)]
+
+
 class StateReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._read = register(redis, "read_customers")
 
     async def customers(self, customer_ids: Sequence[str]) -> list[CustomerState | None]:
         if not customer_ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cid in customer_ids:
-                pipe.hmget(self.keys.customer(cid), _FIELDS)
-            replies = await pipe.execute()
-        return [to_state(cid, vals) for cid, vals in zip(customer_ids, replies, strict=True)]
+        flat = await self._read(keys=[self.keys.customer(cid) for cid in customer_ids])
+        return to_states(customer_ids, flat)
 
     async def customer(self, customer_id: str) -> CustomerState | None:
         return (await self.customers([customer_id]))[0]

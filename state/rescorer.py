@@ -97,11 +97,25 @@ class Rescorer:
         context: ScoringContext | None = None,
         announce: bool = False,
     ) -> PassResult:
-        result = PassResult(as_of_ms=as_of_ms, examined=len(ids))
         if not ids:
+            return PassResult(as_of_ms=as_of_ms)
+        states = [s for s in await self.reader.customers(ids) if s is not None]
+        return await self.rescore_states(states, as_of_ms, cause, context, announce)
+
+    async def rescore_states(
+        self,
+        states: Sequence[CustomerState],
+        as_of_ms: int,
+        cause: Cause,
+        context: ScoringContext | None = None,
+        announce: bool = False,
+    ) -> PassResult:
+        """Score states just read (by a script that already returned them): a state that
+        has changed since is left alone by the compare-and-set write."""
+        result = PassResult(as_of_ms=as_of_ms, examined=len(states))
+        if not states:
             return result
         ctx = context or await self.contexts.current()
-        states = [s for s in await self.reader.customers(ids) if s is not None]
         writes = [plan_write(s, ctx, as_of_ms, cause, announce) for s in states]
         written = await self.store.write_scores(writes)
         for state, w, ok in zip(states, writes, written, strict=True):

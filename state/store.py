@@ -12,13 +12,14 @@ rescores them; nothing depends on Kafka redelivering the events.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
 
 from state.keys import Keys
-from state.model import OrderEvent, Rejection, ScoreWrite
+from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite
+from state.reads import to_states
 from state.scripts import register
 
 
@@ -53,6 +54,7 @@ class ApplyResult:
     outcomes: list[str]  # per record: applied, duplicate, redelivered or dlq:<reason>
     touched: list[str]  # customer ids whose state changed
     clock_ms: int  # the event clock after this batch
+    states: list[CustomerState] = field(default_factory=list)  # touched, as left by the batch
 
 
 class StateStore:
@@ -86,11 +88,13 @@ class StateStore:
         if reply[0] == b"gap":
             partition, start = int(reply[1]), int(reply[2])
             raise GapError(Gap(partition, start, firsts[str(partition)]))
-        outcomes, touched, clock = reply
+        outcomes, touched, clock, flat = reply
+        ids = [t.decode() for t in touched]
         return ApplyResult(
             outcomes=[o.decode() for o in outcomes],
-            touched=[t.decode() for t in touched],
+            touched=ids,
             clock_ms=int(clock),
+            states=[s for s in to_states(ids, flat) if s is not None],
         )
 
     def _event_args(self, rec: InputRecord) -> tuple[bytes, bytes, bytes]:

@@ -137,7 +137,7 @@ class OrderPipeline:
         faults.hit("after_apply")
         as_of = now if self.clock == "wall" else applied.clock_ms
         with metrics.REDIS_SECONDS.labels("write_scores").time():
-            scored = await self._score(applied.touched, as_of)
+            scored = await self._score(applied, as_of)
         faults.hit("after_score")
         self._observe(records, inputs, applied, scored, started)
         return BatchReport(applied=applied, scored=scored, records=inputs)
@@ -241,12 +241,20 @@ class OrderPipeline:
             logging.shutdown()
             os._exit(EXIT_UNRECOVERABLE)
 
-    async def _score(self, touched: Sequence[str], as_of: int) -> PassResult:
+    async def _score(self, applied: ApplyResult, as_of: int) -> PassResult:
+        touched = applied.touched
+        states = applied.states if len(applied.states) == len(touched) else None
+
+        async def score() -> PassResult:
+            nonlocal states
+            if states is not None:  # the apply script returned them: no read back
+                first, states = states, None  # a retry reads afresh
+                return await self.rescorer.rescore_states(first, as_of, "order")
+            return await self.rescorer.rescore_ids(touched, as_of, "order")
+
         try:
             return await retry_transient(
-                lambda: self.rescorer.rescore_ids(touched, as_of, "order"),
-                "scoring a batch",
-                on_retry=_count_redis_error("write_scores"),
+                score, "scoring a batch", on_retry=_count_redis_error("write_scores")
             )
         except Exception:
             # The customers stay in the dirty set; the periodic sweep scores them later.

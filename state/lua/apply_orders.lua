@@ -17,7 +17,7 @@
 -- the last one applied (or its floor): a batch that starts later is a gap (events committed to
 -- Kafka but not in Redis, e.g. after Redis lost its last second of writes) and nothing is
 -- applied: the reply is {"gap", partition, next_expected_offset} and the caller fills it first.
--- Returns {outcomes, touched_ids, clock}: outcomes[i] is "applied", "duplicate", "dlq:<reason>"
+-- Returns {outcomes, touched_ids, clock, states}: outcomes[i] is "applied", "duplicate", "dlq:<reason>"
 -- or "redelivered" (an offset an earlier batch already applied: the same event seen again, so
 -- it is counted apart and not as a new input event);
 -- touched_ids are the customers whose state changed (also added to the dirty set).
@@ -58,7 +58,7 @@ local function touch(ckey, cid, partition)
   redis.call('HINCRBY', ckey, 'v', 1)
   redis.call('HSET', ckey, 'p', partition)
   if not touched[cid] then
-    touched[cid] = true
+    touched[cid] = ckey
     touched_list[#touched_list + 1] = cid
   end
 end
@@ -194,4 +194,11 @@ if #touched_list > 0 then
   end
   redis.call('SET', clock_key, string.format('%d', clock))
 end
-return { outcomes, touched_list, string.format('%d', clock) }
+-- The touched customers' profiles as they are now, so the caller scores them without
+-- reading them back: nine fields each, in the order of reads.py's PROFILE_FIELDS.
+local states = {}
+for _, cid in ipairs(touched_list) do
+  local values = redis.call('HMGET', touched[cid], 'f', 'l', 'n', '$', 'v', 'p', 'g', 'q', 's')
+  for i = 1, 9 do states[#states + 1] = values[i] end
+end
+return { outcomes, touched_list, string.format('%d', clock), states }
