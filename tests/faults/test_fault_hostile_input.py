@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.faults.common import FIXED_KEYS, FaultRun, Scenario, http_get
+from tests.faults.common import FIXED_KEYS, FaultRun, http_get
+from tests.faults.scenario import Scenario
 from tests.support.harness import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]

@@ -12,7 +12,8 @@ import pytest
 
 from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.faults.common import START, FaultRun, Scenario, header, http_get
+from tests.faults.common import START, FaultRun, header, http_get
+from tests.faults.scenario import Scenario
 from tests.support.harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]

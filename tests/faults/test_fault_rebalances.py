@@ -18,7 +18,8 @@ import pytest
 
 from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.faults.common import START, FaultRun, Scenario, http_get, wait_for
+from tests.faults.common import START, FaultRun, http_get, wait_for
+from tests.faults.scenario import Scenario
 from tests.support.harness import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]

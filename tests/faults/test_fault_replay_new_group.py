@@ -12,7 +12,8 @@ import pytest
 
 from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.faults.common import START, FaultRun, Scenario, snapshot, wait_for
+from tests.faults.common import START, FaultRun, wait_for
+from tests.faults.scenario import Scenario, snapshot
 from tests.support.harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]

@@ -13,7 +13,8 @@ import pytest
 
 from state.model import MS_PER_DAY, iso_utc
 from stream.shop import ShopProfile, generate_history
-from tests.faults.common import START, FaultRun, Scenario, profiles_with_as_of
+from tests.faults.common import START, FaultRun
+from tests.faults.scenario import Scenario, profiles_with_as_of
 from tests.support.harness import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]

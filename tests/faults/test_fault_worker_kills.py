@@ -13,7 +13,8 @@ import pytest
 
 from state.model import MS_PER_DAY
 from stream.shop import ShopProfile, generate_history
-from tests.faults.common import START, FaultRun, Scenario, kafka_committed, wait_for
+from tests.faults.common import START, FaultRun, kafka_committed, wait_for
+from tests.faults.scenario import Scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
