@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from importlib.metadata import version
 from typing import Any
 
 import faust
@@ -18,14 +19,13 @@ from stream.runtime import Runtime
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0
-__version__ = "0.1.0"
 
 
 def install(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
     metrics.BUILD.info(
         {
-            "version": __version__,
+            "version": version("rfm-stream"),
             "scoring": settings.scoring,
             "segments": settings.segments,
             "clock": settings.clock,
