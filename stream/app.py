@@ -1,7 +1,8 @@
 """The faust app: the orders agent, the rescoring timer and the outbox relay task.
 
 faust does what it is good at here: consumer-group membership, offsets, rebalances, timers
-and the web server. The per-event work is done per batch (``take_events``) by the pipeline.
+and the web server. The orders skip faust's per-event stream path: its consumer hands each
+fetched batch to the pipeline (stream/intake.py) and acks it through faust's bookkeeping.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.types import TP
 
 from stream import observe
+from stream.intake import BatchApp
 from stream.jobs import periodic_pass
 from stream.pipeline import RawRecord
 from stream.retry import retry_transient
@@ -33,8 +36,9 @@ def broker_url(bootstrap: str) -> str:
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
-    app = faust.App(
+    app = BatchApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=broker_url(settings.kafka_bootstrap),
         broker_credentials=faust_credentials(settings),
         datadir=settings.data_dir,
@@ -48,6 +52,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_commit_every=settings.batch_size,
+        broker_max_poll_records=settings.batch_size,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         producer_acks=-1,
@@ -71,21 +76,13 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     runtime.pipeline.highwater = highwater
 
-    @app.agent(orders, concurrency=1)
-    async def process_orders(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-            records = [
-                RawRecord(
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                    e.message.timestamp and int(e.message.timestamp * 1000),
-                )
-                for e in events
-            ]
-            await _finish(runtime.pipeline.process(records))
-            relay_wake.set()
+    async def process_orders(batch: Sequence[Any]) -> None:
+        scoring = await runtime.pipeline.submit(
+            [RawRecord(r.partition, r.offset, r.key, r.value, r.timestamp) for r in batch]
+        )
+        scoring.add_done_callback(lambda _: relay_wake.set())
+
+    app.batch_topic(orders, process_orders)
 
     @app.timer(settings.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
@@ -123,17 +120,3 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     observe.install(app, runtime)
     return app
-
-
-async def _finish(work: Any) -> Any:
-    """Run a batch to its end even if the agent is cancelled (SIGTERM) meanwhile.
-
-    faust acks the events of a batch when the agent moves past it, also when it moves past
-    by cancellation; finishing the batch first means nothing is acked before it is applied.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

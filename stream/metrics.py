@@ -7,8 +7,9 @@ event, so the hot path pays for a few counter increments per thousand events.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -116,3 +117,22 @@ def count_outcomes(topic: str, outcomes: Iterable[str]) -> None:
 def count_transitions(transitions: Iterable[tuple[str | None, str | None]]) -> None:
     for (before, after), n in Tally(transitions).items():
         SEGMENT_TRANSITIONS.labels(before or "none", after or "none").inc(n)
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every value, with one increment per bucket touched.
+
+    prometheus_client has no bulk observe, and one lock round per value per event was 4% of
+    the worker's CPU. This adds to the same counters ``observe`` keeps (a value goes to the
+    first bucket whose upper bound is >= it), so the exported series are the same.
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
+    histogram._sum.inc(sum(values))

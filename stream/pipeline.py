@@ -1,32 +1,30 @@
 """One batch of order records: validate -> apply -> score -> (outbox).
 
 The pipeline never raises on a bad event or a transient failure: bad events become dead
-letters, transient Redis failures are retried until Redis answers. A bug in the batched
-apply is isolated by applying the batch one event at a time, so only the event that trips it
-is dead-lettered (reason ``internal_error``). If even that is impossible the process stops
-hard without acknowledging anything, so the events are delivered again after a restart.
+letters, transient Redis failures are retried until Redis answers, and a bug in the batched
+apply is isolated to the event that trips it (stream/isolation.py). Scoring a batch overlaps
+applying the next (``submit``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from state.model import OrderEvent, Rejection
+from state.model import OrderEvent
 from state.rescorer import PassResult, Rescorer
 from state.store import ApplyResult, Gap, GapError, InputRecord, StateStore
 from stream import faults, metrics
 from stream.gaps import GapFiller
+from stream.isolation import IsolatingApplier, count_redis_error
 from stream.retry import retry_transient
 from stream.validation import ValidationRules, parse_order
 
 log = logging.getLogger(__name__)
-EXIT_UNRECOVERABLE = 70
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +45,6 @@ class BatchReport:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _count_redis_error(operation: str) -> Callable[[BaseException], None]:
-    def count(exc: BaseException) -> None:
-        metrics.REDIS_ERRORS.labels(operation, type(exc).__name__).inc()
-
-    return count
 
 
 class OrderPipeline:
@@ -78,11 +69,34 @@ class OrderPipeline:
         self.highwater: Callable[[int], int | None] | None = None
         # partition -> offsets below this are handled (after a gap was filled)
         self.floors: dict[int, int] = {}
+        self._scoring: asyncio.Future[BatchReport] | None = None
+        self.applier = IsolatingApplier(store, topic, self.floors)
 
     async def process(self, records: Sequence[RawRecord]) -> BatchReport:
+        """Apply a batch and score it."""
+        return await (await self.submit(records))
+
+    async def submit(self, records: Sequence[RawRecord]) -> asyncio.Future[BatchReport]:
+        """Apply a batch; return once it is applied, with its scoring under way.
+
+        Scoring batch N (Python) then overlaps applying batch N+1 (Redis). Scoring stays in
+        batch order, one batch at a time; a customer that batch N+1 changes again fails
+        batch N's compare-and-set and is scored with N+1. Acknowledging a batch once it is
+        applied is safe: its customers stay in the dirty set until scored, and a worker
+        sweeps that set when it starts.
+        """
         # One batch or gap fill at a time: a fill must apply its offsets before anything later.
         async with self.lock:
-            return await self._process(records)
+            return await self._submit(records)
+
+    async def settle(self) -> None:
+        """Wait for the scoring in flight (before shutdown, and between batches).
+
+        Scoring retries transient failures itself; what it raises is a bug, raised here so
+        the worker stops (its customers are still dirty, a restart scores them)."""
+        if self._scoring is not None:
+            await asyncio.wait([self._scoring])
+            self._scoring.result()
 
     async def fill_committed_gaps(self, group_id: str, partitions: Iterable[int]) -> int:
         """Catch up partitions whose committed offsets are ahead of Redis; returns records."""
@@ -122,6 +136,9 @@ class OrderPipeline:
         return await self.rescorer.reader.clock_ms() or now_ms()
 
     async def _process(self, records: Sequence[RawRecord]) -> BatchReport:
+        return await (await self._submit(records))
+
+    async def _submit(self, records: Sequence[RawRecord]) -> asyncio.Future[BatchReport]:
         started = time.perf_counter()
         now = now_ms()
         inputs = [
@@ -136,6 +153,20 @@ class OrderPipeline:
                 applied = await self._unless_recreated(inputs, applied)
         faults.hit("after_apply")
         as_of = now if self.clock == "wall" else applied.clock_ms
+        await self.settle()
+        self._scoring = asyncio.ensure_future(
+            self._score_batch(records, inputs, applied, as_of, started)
+        )
+        return self._scoring
+
+    async def _score_batch(
+        self,
+        records: Sequence[RawRecord],
+        inputs: Sequence[InputRecord],
+        applied: ApplyResult,
+        as_of: int,
+        started: float,
+    ) -> BatchReport:
         with metrics.REDIS_SECONDS.labels("write_scores").time():
             scored = await self._score(applied, as_of)
         faults.hit("after_score")
@@ -184,62 +215,14 @@ class OrderPipeline:
     def _touched_by(records: Sequence[InputRecord]) -> list[str]:
         return [r.parsed.customer_id for r in records if isinstance(r.parsed, OrderEvent)]
 
-    async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
-        faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
-        return await self.store.apply_orders(self.topic, inputs, self.floors)
-
     async def _apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         while True:
             try:
-                return await self._apply_or_isolate(inputs)
+                return await self.applier.apply(inputs)
             except GapError as exc:
                 if self.gaps is None:
                     raise
                 await self._fill(exc.gap)
-
-    async def _apply_or_isolate(self, inputs: Sequence[InputRecord]) -> ApplyResult:
-        try:
-            return await retry_transient(
-                lambda: self._apply_checked(inputs),
-                "applying a batch",
-                on_retry=_count_redis_error("apply_orders"),
-            )
-        except GapError:
-            raise
-        except Exception:
-            log.exception("batch apply failed; isolating the event that fails")
-        outcomes: list[str] = []
-        touched: list[str] = []
-        clock = 0
-        for rec in inputs:
-            one = await self._apply_one(rec)
-            outcomes.extend(one.outcomes)
-            touched.extend(t for t in one.touched if t not in touched)
-            clock = max(clock, one.clock_ms)
-        return ApplyResult(outcomes=outcomes, touched=touched, clock_ms=clock)
-
-    async def _apply_one(self, rec: InputRecord) -> ApplyResult:
-        # The batch passed the gap check; holes inside it (transaction markers) are not gaps.
-        self.floors[rec.partition] = max(self.floors.get(rec.partition, 0), rec.offset)
-        try:
-            return await retry_transient(lambda: self._apply_checked([rec]), "applying an event")
-        except Exception as exc:
-            log.exception("event at %s:%d:%d fails to apply", self.topic, rec.partition, rec.offset)
-            failed = InputRecord(
-                rec.partition,
-                rec.offset,
-                rec.key,
-                rec.value,
-                Rejection("internal_error", f"processing failed: {type(exc).__name__}: {exc}"),
-            )
-        try:
-            return await retry_transient(
-                lambda: self.store.apply_orders(self.topic, [failed]), "dead-lettering an event"
-            )
-        except Exception:
-            log.critical("cannot even dead-letter an event; stopping without acknowledging it")
-            logging.shutdown()
-            os._exit(EXIT_UNRECOVERABLE)
 
     async def _score(self, applied: ApplyResult, as_of: int) -> PassResult:
         touched = applied.touched
@@ -254,7 +237,7 @@ class OrderPipeline:
 
         try:
             return await retry_transient(
-                score, "scoring a batch", on_retry=_count_redis_error("write_scores")
+                score, "scoring a batch", on_retry=count_redis_error("write_scores")
             )
         except Exception:
             # The customers stay in the dirty set; the periodic sweep scores them later.
@@ -275,11 +258,16 @@ class OrderPipeline:
         metrics.CUSTOMERS_RESCORED.labels("order").inc(scored.rescored)
         metrics.CONSUMED_TO_APPLIED.observe(time.perf_counter() - started)
         wall = now_ms()
+        event_ages: list[float] = []
+        publish_ages: list[float] = []
         for raw, rec, outcome in zip(records, inputs, applied.outcomes, strict=True):
-            self.next_offsets[raw.partition] = raw.offset + 1
             if outcome != "applied":
                 continue
             if isinstance(rec.parsed, OrderEvent):
-                metrics.EVENT_TO_APPLIED.observe(max(0, wall - rec.parsed.occurred_ms) / 1000)
+                event_ages.append(max(0, wall - rec.parsed.occurred_ms) / 1000)
             if raw.timestamp_ms:
-                metrics.PUBLISH_TO_APPLIED.observe(max(0, wall - raw.timestamp_ms) / 1000)
+                publish_ages.append(max(0, wall - raw.timestamp_ms) / 1000)
+        for raw in records:
+            self.next_offsets[raw.partition] = raw.offset + 1
+        metrics.observe_all(metrics.EVENT_TO_APPLIED, event_ages)
+        metrics.observe_all(metrics.PUBLISH_TO_APPLIED, publish_ages)

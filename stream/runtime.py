@@ -95,5 +95,8 @@ class Runtime:
         return now_ms()
 
     async def close(self) -> None:
-        await self.publisher.stop()
-        await self.redis.aclose()
+        try:
+            await self.pipeline.settle()
+        finally:
+            await self.publisher.stop()
+            await self.redis.aclose()

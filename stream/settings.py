@@ -128,7 +128,9 @@ class Settings:
         "300", _positive_float, "Seconds an event time may lie in the future"
     )
     batch_size: int = _setting("1000", _positive_int, "Most events applied in one batch")
-    batch_within: float = _setting("0.05", _positive_float, "Seconds to wait for a batch to fill")
+    fetch_max_wait_ms: int = _setting(
+        "100", _positive_int, "Longest a fetch waits at the broker for new orders, milliseconds"
+    )
     web_port: int = _setting(
         "6066", _positive_int, "HTTP port of the worker: /metrics, /healthz, /readyz"
     )
