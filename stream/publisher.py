@@ -3,6 +3,12 @@
 A plain aiokafka producer rather than faust's: the CLI (``rescore``, ``produce``) publishes
 without a running faust app, and one code path for both keeps delivery behaviour identical.
 ``publish`` returns only when the broker has acknowledged every record (acks=all).
+
+Records are grouped by partition into aiokafka batches (``create_batch``/``send_batch``)
+instead of one ``send`` each: the per-record future and bookkeeping of ``send`` made the
+relay cost about as much CPU per segment change as the hot path per order. Partitions are
+chosen by aiokafka's default partitioner (murmur2 of the key, as Java clients do), and a
+partition's batches go out in order.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,7 @@ class Publisher:
             **client_options,
         )
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
 
     async def start(self) -> AIOKafkaProducer:
         """Connects on first use: the CLI's read-only commands never touch Kafka."""
@@ -49,8 +57,28 @@ class Publisher:
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
         producer = await self.start()
-        futures = [
-            await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers) or None)
-            for r in records
-        ]
-        await asyncio.gather(*futures)
+        grouped: dict[tuple[str, int], list[OutgoingRecord]] = {}
+        partitions: dict[str, list[int]] = {}
+        for r in records:
+            if r.topic not in partitions:
+                partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+            known = partitions[r.topic]
+            partition = self._partitioner(r.key, known, known)
+            grouped.setdefault((r.topic, partition), []).append(r)
+        acks = []
+        for (topic, partition), batch_records in grouped.items():
+            batch = producer.create_batch()
+            for r in batch_records:
+                if not _append(batch, r):  # full: send it, start the next
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if not _append(batch, r):
+                        raise ValueError(f"a record for {topic} does not fit in a batch")
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*acks)
+
+
+def _append(batch: Any, r: OutgoingRecord) -> bool:
+    return (
+        batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is not None
+    )

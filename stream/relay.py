@@ -37,11 +37,12 @@ class OutboxRelay:
         self.topics = {b"seg": changes_topic, b"dlq": dlq_topic}
 
     async def drain(self, partitions: Iterable[int]) -> int:
-        """Publish everything waiting in these outboxes; returns how many records."""
-        total = 0
-        for partition in partitions:
-            total += await self._drain_one(partition)
-        return total
+        """Publish everything waiting in these outboxes; returns how many records.
+
+        The outboxes are drained side by side: each takes several round trips per chunk, and
+        on a busy worker every round trip also waits for the hot path's turn on the event
+        loop, so one outbox after another fell behind a few thousand changes a second."""
+        return sum(await asyncio.gather(*(self._drain_one(p) for p in partitions)))
 
     async def _drain_one(self, partition: int) -> int:
         # Short: a relay that dies holding the lock delays its outbox by at most this long.
