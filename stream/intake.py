@@ -110,15 +110,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if monitor is not None:
                 monitor.track_tp_end_offset(tp, self.highwater(tp))
                 monitor.stream_inbound_time[tp] = time.monotonic()
+        cancelled = False
         for topic, batch in batches.items():
-            await _finish(handlers[topic](batch))
-        if self.app.consumer_generation_id != generation:
-            # Partitions moved meanwhile: their new owner gets these records again (the
-            # state store recognises applied offsets); acking them here could commit for a
-            # partition this worker no longer holds.
-            return
-        for tp, offsets in taken:
-            self._ack_offsets(tp, offsets)
+            cancelled = await _finish(handlers[topic](batch)) or cancelled
+        # If partitions moved meanwhile, their new owner gets these records again (the state
+        # store recognises applied offsets); acking them here could commit for a partition
+        # this worker no longer holds.
+        if self.app.consumer_generation_id == generation:
+            for tp, offsets in taken:
+                self._ack_offsets(tp, offsets)
+        if cancelled:  # stopping: the batch is applied and acked for faust's final commit
+            raise asyncio.CancelledError
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
@@ -174,12 +176,13 @@ class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
 
-async def _finish(work: Awaitable[None]) -> None:
+async def _finish(work: Awaitable[None]) -> bool:
     """Run a batch to its end even if the drain is cancelled (rebalance, SIGTERM) meanwhile,
-    so nothing is cut off between applying it and acking it."""
+    so nothing is cut off between applying it and acking it; True if it was cancelled."""
     task = asyncio.ensure_future(work)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         await task
-        raise
+        return True
+    return False
