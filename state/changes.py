@@ -14,7 +14,7 @@ import orjson
 
 from state.model import CustomerState, Scores, ScoreWrite, iso_utc
 from state.money import format_minor
-from state.scoring import Scorer
+from state.scoring import QuintileScorer, Scorer, ThresholdScorer
 from state.segments import SegmentRules
 
 Cause = Literal["order", "recency", "rescore"]
@@ -106,4 +106,22 @@ def change_event(
             "sequence": seq,
             "schema_version": SCHEMA_VERSION,
         }
+    )
+
+
+def scoring_spec(ctx: ScoringContext) -> bytes | None:
+    """What rescore_quiet.lua needs to score as ``plan_write`` does; None for a scorer it
+    does not know (then every customer takes the Python route)."""
+    scorer = ctx.scorer
+    if isinstance(scorer, ThresholdScorer):
+        t = scorer.thresholds
+        kind, cuts = "thresholds", (t.recency_days, t.frequency, t.monetary_minor)
+    elif isinstance(scorer, QuintileScorer):
+        b = scorer.boundaries
+        kind, cuts = "quintiles", (b.recency, b.frequency, b.monetary)
+    else:
+        return None
+    r, f, m = cuts
+    return orjson.dumps(
+        {"kind": kind, "r": list(r), "f": list(f), "m": list(m), "segments": ctx.rules.table}
     )

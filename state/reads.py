@@ -71,12 +71,16 @@ class StateReader:
 
     async def scan_customer_ids(self, batch: int = 1000) -> AsyncIterator[list[str]]:
         """Every customer id, in batches; SCAN so a large keyspace never blocks Redis."""
+        async for found in self.scan_customer_keys(batch):
+            yield [self.keys.customer_id_of(k) for k in found]
+
+    async def scan_customer_keys(self, batch: int = 1000) -> AsyncIterator[list[bytes]]:
         cursor = 0
         pattern = self.keys.customer_pattern()
         while True:
             cursor, found = await self.redis.scan(cursor, match=pattern, count=batch, _type="hash")
             if found:
-                yield [self.keys.customer_id_of(k) for k in found]
+                yield cast(list[bytes], found)
             if cursor == 0:
                 return
 

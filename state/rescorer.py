@@ -14,7 +14,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from state.changes import Cause, ScoringContext, plan_write
+from state.changes import Cause, ScoringContext, plan_write, scoring_spec
 from state.keys import Keys
 from state.model import CustomerState, recency_days
 from state.reads import StateReader
@@ -156,14 +156,28 @@ class Rescorer:
         total.seconds = time.perf_counter() - started
         return total
 
-    async def full_pass(self, as_of_ms: int, cause: Cause = "rescore") -> PassResult:
-        """Rescore everyone; in quintile mode first recompute the boundaries."""
+    async def full_pass(
+        self, as_of_ms: int, cause: Cause = "rescore", quiet: bool = True
+    ) -> PassResult:
+        """Rescore everyone; in quintile mode first recompute the boundaries.
+
+        ``quiet``: customers whose segment stays are rescored inside Redis
+        (rescore_quiet.lua), only the others in Python; the result is the same
+        (tests/integration/test_quiet_rescoring.py), ``quiet=False`` is that test's reference.
+        """
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="full")
         ctx = await self.contexts.current()
         if self.contexts.mode == "quintiles":
             ctx = await self._recompute_quintiles(as_of_ms)
-        async for ids in self.reader.scan_customer_ids(BATCH):
+        spec = scoring_spec(ctx) if quiet else None
+        async for keys in self.reader.scan_customer_keys(BATCH):
+            if spec is not None:
+                loud = await self.store.rescore_quiet(keys, as_of_ms, spec)
+                total.examined += len(keys) - len(loud)
+                total.rescored += len(keys) - len(loud)
+                keys = loud
+            ids = [self.reader.keys.customer_id_of(k) for k in keys]
             total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
             self.on_chunk()
         total.seconds = time.perf_counter() - started

@@ -123,6 +123,11 @@ class SegmentRules:
         """Segment names in rule order; every one of them is reachable."""
         return self._names
 
+    @property
+    def table(self) -> tuple[str, ...]:
+        """Segment of every score triple, at index (r-1)*25 + (f-1)*5 + (m-1)."""
+        return tuple(self._table)
+
     def segment_for(self, r: int, f: int, m: int) -> str:
         # The range check keeps a bad score from silently indexing another segment's cell.
         if not (1 <= r <= 5 and 1 <= f <= 5 and 1 <= m <= 5):

@@ -63,6 +63,7 @@ class StateStore:
         self.keys = keys
         self._apply = register(redis, "apply_orders")
         self._write = register(redis, "write_scores")
+        self._quiet = register(redis, "rescore_quiet")
 
     async def apply_orders(
         self, topic: str, records: Sequence[InputRecord], floors: Mapping[int, int] | None = None
@@ -137,6 +138,16 @@ class StateStore:
             args.append(w.change)
         reply = await self._write(keys=[keys.segments, keys.due, keys.dirty], args=args)
         return [bool(r) for r in reply]
+
+    async def rescore_quiet(self, keys: Sequence[bytes], as_of_ms: int, spec: bytes) -> list[bytes]:
+        """Rescore in Redis the customers whose segment stays; returns the others' keys."""
+        if not keys:
+            return []
+        head = len(self.keys.customer_pattern()) - 1  # "P:c:{"
+        reply = await self._quiet(
+            keys=[self.keys.due, self.keys.dirty, *keys], args=[head, str(as_of_ms), spec]
+        )
+        return list(reply)
 
     async def rewind_offset(self, topic: str, partition: int, offset: int) -> None:
         """Forget that offsets after ``offset`` were applied: the partition was recreated."""

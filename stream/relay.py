@@ -68,6 +68,10 @@ class OutboxRelay:
                 faults.hit("relay_published")
                 await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
                 total += len(entries)
+                if len(entries) < CHUNK:
+                    # Caught up: hand back, so one busy outbox cannot hold the others'
+                    # next round (drain waits for all of them).
+                    return total
                 await lock.extend(LOCK_SECONDS, replace_ttl=True)
         finally:
             try:
@@ -95,13 +99,17 @@ class OutboxRelay:
             return sum(await pipe.execute())
 
     async def run_forever(self, partitions: range, wake: asyncio.Event, every: float) -> None:
-        """Drain on a signal from the hot path, or every ``every`` seconds at the latest."""
+        """Drain on a signal from the hot path, or every ``every`` seconds at the latest;
+        right away again after a round that found something."""
+        found = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=every)
+            if not found:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=every)
             wake.clear()
             try:
-                await self.drain(partitions)
+                found = await self.drain(partitions)
             except Exception:
+                found = 0
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)
