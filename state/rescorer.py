@@ -141,17 +141,20 @@ class Rescorer:
                 break  # all lost to concurrent writers, who will score them
         return total
 
-    async def due_pass(self, as_of_ms: int) -> PassResult:
+    async def due_pass(self, as_of_ms: int, quiet: bool = True) -> PassResult:
         """Rescore only customers whose R score can have dropped by ``as_of``."""
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="due")
+        ctx = await self.contexts.current()
+        spec = scoring_spec(ctx) if quiet else None
         seen: set[str] = set()
         while True:
             ids = [i for i in await self.reader.due_ids(as_of_ms, BATCH) if i not in seen]
             if not ids:
                 break
             seen.update(ids)
-            total.add(await self.rescore_ids(ids, as_of_ms, "recency"))
+            keys = [self.reader.keys.customer(i).encode() for i in ids]
+            total.add(await self._rescore_keys(keys, as_of_ms, "recency", ctx, spec))
             self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
@@ -159,12 +162,7 @@ class Rescorer:
     async def full_pass(
         self, as_of_ms: int, cause: Cause = "rescore", quiet: bool = True
     ) -> PassResult:
-        """Rescore everyone; in quintile mode first recompute the boundaries.
-
-        ``quiet``: customers whose segment stays are rescored inside Redis
-        (rescore_quiet.lua), only the others in Python; the result is the same
-        (tests/integration/test_quiet_rescoring.py), ``quiet=False`` is that test's reference.
-        """
+        """Rescore everyone; in quintile mode first recompute the boundaries."""
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="full")
         ctx = await self.contexts.current()
@@ -172,16 +170,31 @@ class Rescorer:
             ctx = await self._recompute_quintiles(as_of_ms)
         spec = scoring_spec(ctx) if quiet else None
         async for keys in self.reader.scan_customer_keys(BATCH):
-            if spec is not None:
-                loud = await self.store.rescore_quiet(keys, as_of_ms, spec)
-                total.examined += len(keys) - len(loud)
-                total.rescored += len(keys) - len(loud)
-                keys = loud
-            ids = [self.reader.keys.customer_id_of(k) for k in keys]
-            total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
+            total.add(await self._rescore_keys(keys, as_of_ms, cause, ctx, spec))
             self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
+
+    async def _rescore_keys(
+        self,
+        keys: Sequence[bytes],
+        as_of_ms: int,
+        cause: Cause,
+        ctx: ScoringContext,
+        spec: bytes | None,
+    ) -> PassResult:
+        """With a ``spec``, customers whose segment stays are rescored inside Redis
+        (rescore_quiet.lua) and only the others here; the result is the same
+        (tests/integration/test_quiet_rescoring.py). Without one, all of them here."""
+        quiet = 0
+        if spec is not None:
+            loud = await self.store.rescore_quiet(keys, as_of_ms, spec)
+            quiet, keys = len(keys) - len(loud), loud
+        ids = [self.reader.keys.customer_id_of(k) for k in keys]
+        result = await self.rescore_ids(ids, as_of_ms, cause, ctx)
+        result.examined += quiet
+        result.rescored += quiet
+        return result
 
     async def _recompute_quintiles(self, as_of_ms: int) -> ScoringContext:
         days: list[int] = []
