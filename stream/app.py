@@ -51,7 +51,10 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
-        broker_commit_every=settings.batch_size,
+        # Commit at most every 10 batches and every second: a commit in the drain loop
+        # holds the next fetch for a broker round trip, and Redis, not the commit, is
+        # what makes a redelivery harmless.
+        broker_commit_every=settings.batch_size * 10,
         broker_max_poll_records=settings.batch_size,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
