@@ -157,19 +157,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _deliver_one_by_one(self, tp: TP, tp_records: Sequence[Any]) -> None:
         """faust's stock path, for the topics its own agents and assignors read."""
-        for record in tp_records:
+        for record in await self._fresh(tp, tp_records):
             message = self._to_message(tp, record)
-            previous = self._read_offset[tp]
-            if previous is not None and message.offset < previous:
-                continue
-            if (
-                previous
-                and message.offset - previous > 1
-                and self.app.topics.acks_enabled_for(tp.topic)
-            ):
-                await self._add_gap(tp, previous + 1, message.offset)
             await self.wait_first(self.callback(message), self.suspend_flow.wait())
-            self._read_offset[tp] = message.offset
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -44,10 +44,7 @@ class OutboxRelay:
         turn on the event loop, so one outbox after another fell behind a few thousand
         changes a second. Empty ones cost one XLEN in a shared pipeline, not a lock."""
         partitions = list(partitions)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in partitions:
-                pipe.xlen(self.keys.outbox(p))
-            lengths = await pipe.execute()
+        lengths = await self._lengths(partitions)
         busy = [p for p, n in zip(partitions, lengths, strict=True) if n]
         return sum(await asyncio.gather(*(self._drain_one(p) for p in busy)))
 
@@ -100,10 +97,13 @@ class OutboxRelay:
         )
 
     async def backlog(self, partitions: Iterable[int]) -> int:
+        return sum(await self._lengths(partitions))
+
+    async def _lengths(self, partitions: Iterable[int]) -> list[int]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in partitions:
                 pipe.xlen(self.keys.outbox(p))
-            return sum(await pipe.execute())
+            return list(await pipe.execute())
 
     async def run_forever(self, partitions: range, wake: asyncio.Event, every: float) -> None:
         """Drain on a signal from the hot path, or every ``every`` seconds at the latest."""
