@@ -112,6 +112,9 @@ class OrderPipeline:
 
     async def _fill(self, gap: Gap) -> None:
         assert self.gaps is not None
+        # Scoring still in flight was computed before the refill; let it land first, so the
+        # re-announcement below is the last word.
+        await self.settle()
         refilled: set[str] = set()
 
         async def apply(records: Sequence[Any]) -> None:
