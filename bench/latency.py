@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.env import PREFIX, Stack, cpu_seconds, create_topic, flush, sync_redis
+from bench.env import PREFIX, Stack, cpu_seconds, create_topic, flush
 from bench.worker import log_tail, start_worker, stop_worker, worker_env
 from state.keys import Keys
 from state.model import iso_utc
+from state.reads import StateReader
 
 GROUP = "bench-latency"
 TOPIC = f"{GROUP}.orders"
@@ -167,28 +169,32 @@ def _split(
     redis_url: str, sent: dict[str, int], seen: dict[str, tuple[int, float]]
 ) -> dict[str, Any]:
     """Where the time goes: the worker stamps each customer's scores with the wall time its
-    batch started processing (``s`` = "r,f,m,days,as_of_ms", clock=wall), which splits the
-    latency into publish -> batch start (fetch, faust) and batch start -> change publish."""
-    keys = Keys(PREFIX)
+    batch started processing (as_of, clock=wall), which splits the latency into
+    publish -> batch start (fetch, faust) and batch start -> change publish."""
     ids = [c for c in sent if c in seen]
-    client = sync_redis(redis_url)
-    try:
-        pipe = client.pipeline(transaction=False)
-        for c in ids:
-            pipe.hget(keys.customer(c), "s")
-        scores = pipe.execute()
-    finally:
-        client.close()
+    states = asyncio.run(_as_of(redis_url, ids))
     fetched, processed = [], []
-    for c, raw in zip(ids, scores, strict=True):
-        if raw:
-            started = int(raw.split(b",")[4])
+    for c, started in zip(ids, states, strict=True):
+        if started is not None:
             fetched.append(float(started - sent[c]))
             processed.append(float(seen[c][0] - started))
     return {
         "publish_to_batch_start": _stats(sorted(fetched)),
         "batch_start_to_change_publish": _stats(sorted(processed)),
     }
+
+
+async def _as_of(redis_url: str, ids: list[str]) -> list[int | None]:
+    client = aioredis.Redis.from_url(redis_url)
+    reader = StateReader(client, Keys(PREFIX))
+    try:
+        out: list[int | None] = []
+        for i in range(0, len(ids), 1000):
+            states = await reader.customers(ids[i : i + 1000])
+            out.extend(None if s is None else s.as_of_ms for s in states)
+        return out
+    finally:
+        await client.aclose()
 
 
 def _stats(values: list[float]) -> dict[str, float]:

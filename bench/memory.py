@@ -2,10 +2,12 @@
 
 ``used_memory`` (INFO memory) is read before and after loading N customers with one order
 each through ``StateStore.apply_orders`` and scoring them with a full pass (which fills the
-due index, the segment counts and each customer's scores). Queued changes are dropped before
+due lists, the segment counts and each customer's scores). Queued changes are dropped before
 reading, as the relay would have published them, and the dirty set is empty after scoring.
 Then every customer gets a second order (rescored the same way): that delta / N is the cost
-of one more order field (``o:<order_id>``) kept for duplicate detection.
+of one more order record kept for duplicate detection. The breakdown sizes every key of
+ours with MEMORY USAGE, grouped: profile buckets, order buckets, due lists, shared keys;
+what is left of used_memory is Redis' own keyspace tables.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from bench.env import PREFIX, flush
 from bench.rescoring import AS_OF, customer_id, drop_outbox, last_purchase_ms, load, runtime_for
 from state.keys import Keys
 from state.model import MS_PER_DAY
-
-SAMPLE = 200  # customers whose hash is sized with MEMORY USAGE
 
 
 async def _used(client: aioredis.Redis) -> int:
@@ -51,7 +51,7 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
         await runtime.rescorer.full_pass(AS_OF)
         await drop_outbox(client)
         with_orders = await _used(client)
-        hash_after = await _mean_hash(client, keys, customers)
+        parts_after = await _breakdown(client, keys, customers)
     finally:
         await runtime.close()
     per_customer = (with_customers - base) / customers
@@ -62,34 +62,36 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
         "used_memory_orders": with_orders,
         "bytes_per_customer": round(per_customer, 1),
         "bytes_per_order": round((with_orders - with_customers) / customers, 1),
-        "customer_hash_bytes_after_second_order": hash_after,
+        "breakdown_after_second_order": parts_after,
         "breakdown_per_customer": parts
         | {"keyspace_and_other": round(per_customer - sum(parts.values()), 1)},
         "customer_id_example": customer_id(customers - 1),
     }
 
 
-async def _mean_hash(client: aioredis.Redis, keys: Keys, customers: int) -> float:
-    step = max(1, customers // SAMPLE)
-    sizes = [
-        await client.memory_usage(keys.customer(customer_id(i)), samples=0)
-        for i in range(0, customers, step)
-    ]
-    return round(sum(s or 0 for s in sizes) / len(sizes), 1)
-
-
 async def _breakdown(client: aioredis.Redis, keys: Keys, customers: int) -> dict[str, float]:
-    """MEMORY USAGE of a sample of customer hashes and of the shared indexes, per customer."""
-    shared = {
-        "due_index": keys.due,
-        "dirty_set": keys.dirty,
-        "segments_offsets_stats": keys.segments,
+    """MEMORY USAGE of every key of ours, grouped by what it holds, per customer."""
+    groups = {
+        "profile_buckets": keys.profiles_pattern(),
+        "order_buckets": f"{keys.prefix}:o:{{*",
+        "due_lists": f"{keys.due_head}*",
     }
-    out = {"customer_hash": await _mean_hash(client, keys, customers)}
-    for name, key in shared.items():
-        used = await client.memory_usage(key, samples=0) or 0
-        if name == "segments_offsets_stats":
-            for extra in (keys.offsets, keys.stats, keys.clock):
-                used += await client.memory_usage(extra, samples=0) or 0
+    out: dict[str, float] = {}
+    for name, pattern in groups.items():
+        used = 0
+        async for key in client.scan_iter(match=pattern, count=1000):
+            used += await client.memory_usage(key, samples=0) or 0
         out[name] = round(used / customers, 1)
+    shared = 0
+    for key in (
+        keys.due_hours,
+        keys.dirty,
+        keys.segments,
+        keys.segment_codes,
+        keys.offsets,
+        keys.stats,
+        keys.clock,
+    ):
+        shared += await client.memory_usage(key, samples=0) or 0
+    out["shared_keys"] = round(shared / customers, 1)
     return out

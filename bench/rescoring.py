@@ -99,14 +99,14 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
         cold = await runtime.rescorer.full_pass(AS_OF)
         await drop_outbox(runtime.redis)
         full = await runtime.rescorer.full_pass(AS_OF)
-        due_size = await runtime.redis.zcard(Keys(PREFIX).due)
+        due_size = await runtime.redis.zcard(Keys(PREFIX).due_hours)
         due = await runtime.rescorer.due_pass(DUE_AS_OF)
     finally:
         await runtime.close()
     return {
         "customers": customers,
         "load_customers_per_s": round(rate, 1),
-        "due_index_size": due_size,
+        "due_hours_listed": due_size,
         "full_pass_first": _pass(cold),
         "full_pass": _pass(full),
         "due_pass": _pass(due),

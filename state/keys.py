@@ -1,62 +1,91 @@
 """The one place that knows Redis key names.
 
-Layout (``P`` is the configurable prefix, default ``rfm``):
+Layout (``P`` is the configurable prefix, default ``rfm``; ``B`` a bucket number):
 
-=============================  ======  ===============================================
-key                            type    holds
-=============================  ======  ===============================================
-``P:c:{<customer>}``           hash    one customer: profile fields and one field per order
-``P:offsets``                  hash    ``<topic>:<partition>`` -> last applied input offset
-``P:stats``                    hash    input outcome counters (applied, duplicate, dlq:<reason>)
-``P:clock``                    string  latest event time applied (epoch ms): the event clock
-``P:dirty``                    set     customers whose state changed but who are not rescored yet
-``P:due``                      zset    customer -> epoch ms at which their R score next drops
-``P:segments``                 hash    segment -> number of customers in it
-``P:quintiles``                string  quintile boundaries of the last full pass (JSON)
-``P:outbox:<partition>``       stream  segment changes and dead letters waiting for Kafka
-``P:relay-lock:<partition>``   string  who relays that outbox right now
-``P:rescore``                  hash    last pass: as_of, finished_at, counts
-=============================  ======  ===============================================
+==============================  ======  ================================================
+key                             type    holds
+==============================  ======  ================================================
+``P:b:{B}``                     hash    customer id -> packed profile (state/lua/profile.lua)
+``P:o:{B}``                     hash    ``<id>\\x1f<order>`` -> order record; refund marks
+``P:due:<hour>``                list    ``<B>:<id>`` entries: R may drop in that hour
+``P:due-hours``                 zset    hours that have a due list (score = hour)
+``P:segment-codes``             hash    segment name <-> short code used in profiles
+``P:offsets``                   hash    ``<topic>:<partition>`` -> last applied input offset
+``P:stats``                     hash    input outcome counters (applied, duplicate, dlq:<reason>)
+``P:clock``                     string  latest event time applied (epoch ms): the event clock
+``P:dirty``                     set     customers whose state changed but who are not rescored yet
+``P:segments``                  hash    segment -> number of customers in it
+``P:quintiles``                 string  quintile boundaries of the last full pass (JSON)
+``P:outbox:<partition>``        stream  segment changes and dead letters waiting for Kafka
+``P:relay-lock:<partition>``    string  who relays that outbox right now
+``P:rescore``                   hash    last pass: as_of, finished_at, counts
+==============================  ======  ================================================
 
-A customer's hash is named with a Redis Cluster hash tag around the customer id, so all of
-one customer's data sits in one slot. Customer ids may contain any character, so ``{``,
-``}`` and ``%`` are percent-escaped: the tag always ends where we say it ends, and no id can
-name another customer's key. Ids never go into a SCAN pattern unescaped; the only pattern we
-use is our own prefix.
+Why buckets: a key costs Redis ~60-80 bytes before it holds anything, more than a whole
+packed profile. Customers share ``BUCKETS`` small hashes instead, which Redis keeps as
+compact listpacks while they stay under ``hash-max-listpack-entries`` (128) and values under
+``hash-max-listpack-value`` (64 bytes): about 15 customers a bucket at a million customers,
+still under 128 at eight million. Ids are hash fields, so they need no escaping; validation
+refuses control characters, so ``\\x1f`` and ``\\n`` separate safely. A bucket's two hashes
+share a Redis Cluster hash tag.
+
+Why due lists by hour instead of one sorted set: a sorted-set member costs ~100 bytes, a
+list entry ~16. The lists are candidates: the profile holds the real due time, and
+an entry whose profile says otherwise is skipped (docs/performance.md, "Memory").
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
-_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+BUCKETS = 65_536
+HOUR_MS = 3_600_000
 
 
-def escape_id(customer_id: str) -> str:
-    return customer_id.translate(_ESCAPES)
-
-
-def unescape_id(escaped: str) -> str:
-    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+def bucket_of(customer_id: str) -> int:
+    return zlib.crc32(customer_id.encode()) & (BUCKETS - 1)
 
 
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "rfm"
 
-    def customer(self, customer_id: str) -> str:
-        return f"{self.prefix}:c:{{{escape_id(customer_id)}}}"
+    def profiles(self, bucket: int) -> str:
+        return f"{self.prefix}:b:{{{bucket}}}"
 
-    def customer_pattern(self) -> str:
-        """SCAN pattern for every customer hash; built from our prefix only."""
-        return f"{self.prefix}:c:{{*"
+    def orders(self, bucket: int) -> str:
+        return f"{self.prefix}:o:{{{bucket}}}"
 
-    def customer_id_of(self, key: str | bytes) -> str:
-        text = key.decode() if isinstance(key, bytes) else key
-        head = f"{self.prefix}:c:{{"
-        if not (text.startswith(head) and text.endswith("}")):
-            raise ValueError(f"not a customer key: {text!r}")
-        return unescape_id(text[len(head) : -1])
+    def profiles_of(self, customer_id: str) -> str:
+        return self.profiles(bucket_of(customer_id))
+
+    def orders_of(self, customer_id: str) -> str:
+        return self.orders(bucket_of(customer_id))
+
+    @property
+    def profiles_head(self) -> str:
+        """``profiles(b)`` is this + b + "}": the scripts that read due lists build it so."""
+        return f"{self.prefix}:b:{{"
+
+    def profiles_pattern(self) -> str:
+        """SCAN pattern for every profile bucket; built from our prefix only."""
+        return f"{self.prefix}:b:{{*"
+
+    @property
+    def due_head(self) -> str:
+        return f"{self.prefix}:due:"
+
+    def due(self, hour: int) -> str:
+        return f"{self.due_head}{hour}"
+
+    @property
+    def due_hours(self) -> str:
+        return f"{self.prefix}:due-hours"
+
+    @property
+    def segment_codes(self) -> str:
+        return f"{self.prefix}:segment-codes"
 
     @property
     def offsets(self) -> str:
@@ -73,10 +102,6 @@ class Keys:
     @property
     def dirty(self) -> str:
         return f"{self.prefix}:dirty"
-
-    @property
-    def due(self) -> str:
-        return f"{self.prefix}:due"
 
     @property
     def segments(self) -> str:

@@ -61,6 +61,7 @@ class CustomerState:
     m: int | None = None
     recency_days: int | None = None
     as_of_ms: int | None = None
+    due_ms: int | None = None  # when R next drops, as of the last scoring; None for never
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class ScoreWrite:
 
     customer_id: str
     expected_version: int
-    partition: int
+    partition: int  # outbox shard of the change event (the state's partition when read)
     scores: str  # "r,f,m,recency_days,as_of_ms", or "" once no order counts
     segment: str  # "" for none
     due_ms: int  # when R next drops; -1 for never

@@ -11,9 +11,9 @@ from state.keys import Keys
 from state.model import CustomerState
 from state.scripts import register
 
-# Fields of a customer hash that make up its profile; order fields ("o:...") are left out.
-# The Lua scripts that return profiles (apply_orders, read_customers) use this order too.
-PROFILE_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
+# A profile as the scripts return it (state/lua/profile.lua, reply_profile): first and last
+# purchase, orders, spend, version, partition, segment, seq, scores, due time.
+PROFILE_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s", "due")
 WIDTH = len(PROFILE_FIELDS)
 
 
@@ -22,8 +22,8 @@ def _int(raw: bytes | None) -> int | None:
 
 
 def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState | None:
-    """Decode ``HMGET PROFILE_FIELDS``; None when the customer does not exist."""
-    first, last, orders, spend, version, partition, segment, seq, scores = values
+    """Decode one profile of a script's reply; None when the customer does not exist."""
+    first, last, orders, spend, version, partition, segment, seq, scores, due = values
     if version is None:
         return None
     r = f = m = days = as_of = None
@@ -44,6 +44,7 @@ def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState 
         m=m,
         recency_days=days,
         as_of_ms=as_of,
+        due_ms=_int(due),
     )
 
 
@@ -63,30 +64,32 @@ class StateReader:
     async def customers(self, customer_ids: Sequence[str]) -> list[CustomerState | None]:
         if not customer_ids:
             return []
-        flat = await self._read(keys=[self.keys.customer(cid) for cid in customer_ids])
+        keys = self.keys
+        buckets = [keys.profiles_of(cid) for cid in customer_ids]
+        flat = await self._read(keys=[keys.segment_codes, *buckets], args=list(customer_ids))
         return to_states(customer_ids, flat)
 
     async def customer(self, customer_id: str) -> CustomerState | None:
         return (await self.customers([customer_id]))[0]
 
     async def scan_customer_ids(self, batch: int = 1000) -> AsyncIterator[list[str]]:
-        """Every customer id, in batches; SCAN so a large keyspace never blocks Redis."""
-        async for found in self.scan_customer_keys(batch):
-            yield [self.keys.customer_id_of(k) for k in found]
+        """Every customer id, in batches of about ``batch``."""
+        async for buckets in self.scan_buckets(batch // 10):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in buckets:
+                pipe.hkeys(key)
+            yield [cid.decode() for found in await pipe.execute() for cid in found]
 
-    async def scan_customer_keys(self, batch: int = 1000) -> AsyncIterator[list[bytes]]:
+    async def scan_buckets(self, batch: int = 100) -> AsyncIterator[list[bytes]]:
+        """Every profile bucket; SCAN so a large keyspace never blocks Redis."""
         cursor = 0
-        pattern = self.keys.customer_pattern()
+        pattern = self.keys.profiles_pattern()
         while True:
             cursor, found = await self.redis.scan(cursor, match=pattern, count=batch, _type="hash")
             if found:
                 yield cast(list[bytes], found)
             if cursor == 0:
                 return
-
-    async def due_ids(self, until_ms: int, limit: int) -> list[str]:
-        found = await self.redis.zrangebyscore(self.keys.due, "-inf", until_ms, 0, limit)
-        return [m.decode() for m in cast(list[bytes], found)]
 
     async def dirty_ids(self, limit: int) -> list[str]:
         found = await self.redis.srandmember(self.keys.dirty, limit)

@@ -19,10 +19,12 @@ from state.keys import Keys
 from state.model import CustomerState, recency_days
 from state.reads import StateReader
 from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
+from state.scripts import register
 from state.segments import SegmentRules
 from state.store import StateStore
 
 BATCH = 1000
+BUCKETS_PER_CALL = 64  # ~1,000 customers a script call at a million customers
 
 
 @dataclass
@@ -35,6 +37,7 @@ class PassResult:
     kind: str = "due"
     partitions: set[int] = field(default_factory=set)  # outboxes that got changes
     transitions: list[tuple[str | None, str | None]] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # not written: changed meanwhile
 
     def add(self, other: PassResult) -> None:
         self.examined += other.examined
@@ -42,6 +45,7 @@ class PassResult:
         self.changes += other.changes
         self.partitions |= other.partitions
         self.transitions.extend(other.transitions)
+        self.lost.extend(other.lost)
 
 
 class ScoringContexts:
@@ -61,8 +65,14 @@ class ScoringContexts:
         self.redis, self.keys, self.mode = redis, keys, mode
         self._thresholds = ScoringContext(thresholds_scorer, rules, currency, exponent)
         self._cached: tuple[bytes, ScoringContext] | None = None
+        self._register = register(redis, "register_segments")
+        self._registered = False
 
     async def current(self) -> ScoringContext:
+        if not self._registered:
+            names = sorted(set(self._thresholds.rules.table) - {""})
+            await self._register(keys=[self.keys.segment_codes], args=names)
+            self._registered = True
         if self.mode != "quintiles":
             return self._thresholds
         raw = cast(bytes | None, await self.redis.get(self.keys.quintiles))
@@ -119,7 +129,9 @@ class Rescorer:
         writes = [plan_write(s, ctx, as_of_ms, cause, announce) for s in states]
         written = await self.store.write_scores(writes)
         for state, w, ok in zip(states, writes, written, strict=True):
-            if ok:
+            if not ok:
+                result.lost.append(state.customer_id)
+            else:
                 result.rescored += 1
                 if w.change:
                     result.changes += 1
@@ -148,13 +160,17 @@ class Rescorer:
         ctx = await self.contexts.current()
         spec = scoring_spec(ctx) if quiet else None
         seen: set[str] = set()
+        after: int | None = None
         while True:
-            ids = [i for i in await self.reader.due_ids(as_of_ms, BATCH) if i not in seen]
-            if not ids:
+            chunk = await self.store.due_take(as_of_ms, after, BATCH)
+            if not chunk.hours:
                 break
+            after = chunk.hours[-1][0]
+            ids = [i for i in dict.fromkeys(chunk.ids) if i not in seen]
             seen.update(ids)
-            keys = [self.reader.keys.customer(i).encode() for i in ids]
-            total.add(await self._rescore_keys(keys, as_of_ms, "recency", ctx, spec))
+            step = await self._rescore(as_of_ms, "recency", ctx, spec, ids=ids)
+            total.add(step)
+            await self.store.due_retire(as_of_ms, chunk, step.lost)
             self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
@@ -169,29 +185,34 @@ class Rescorer:
         if self.contexts.mode == "quintiles":
             ctx = await self._recompute_quintiles(as_of_ms)
         spec = scoring_spec(ctx) if quiet else None
-        async for keys in self.reader.scan_customer_keys(BATCH):
-            total.add(await self._rescore_keys(keys, as_of_ms, cause, ctx, spec))
-            self.on_chunk()
+        if spec is None:
+            async for ids in self.reader.scan_customer_ids(BATCH):
+                total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
+                self.on_chunk()
+        else:
+            async for buckets in self.reader.scan_buckets(BUCKETS_PER_CALL):
+                total.add(await self._rescore(as_of_ms, cause, ctx, spec, buckets=buckets))
+                self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
 
-    async def _rescore_keys(
+    async def _rescore(
         self,
-        keys: Sequence[bytes],
         as_of_ms: int,
         cause: Cause,
         ctx: ScoringContext,
         spec: bytes | None,
+        buckets: Sequence[bytes] = (),
+        ids: Sequence[str] = (),
     ) -> PassResult:
         """With a ``spec``, customers whose segment stays are rescored inside Redis
         (rescore_quiet.lua) and only the others here; the result is the same
         (tests/integration/test_quiet_rescoring.py). Without one, all of them here."""
-        quiet = 0
-        if spec is not None:
-            loud = await self.store.rescore_quiet(keys, as_of_ms, spec)
-            quiet, keys = len(keys) - len(loud), loud
-        ids = [self.reader.keys.customer_id_of(k) for k in keys]
-        result = await self.rescore_ids(ids, as_of_ms, cause, ctx)
+        if spec is None:
+            return await self.rescore_ids(ids, as_of_ms, cause, ctx)
+        examined, loud = await self.store.rescore_quiet(as_of_ms, spec, buckets=buckets, ids=ids)
+        result = await self.rescore_ids(loud, as_of_ms, cause, ctx)
+        quiet = examined - len(loud)
         result.examined += quiet
         result.rescored += quiet
         return result

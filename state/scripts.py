@@ -2,6 +2,7 @@
 
 redis-py's ``Script`` runs EVALSHA and, on ``NOSCRIPT`` (a restarted or flushed Redis),
 loads the script again and retries once, so a Redis restart costs one extra round trip.
+Every script starts with ``profile.lua``, the one definition of the packed profile format.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+PRELUDE = "profile"
+
+
+def _read(name: str) -> str:
+    return (files("state") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
 
 @cache
 def lua_source(name: str) -> str:
-    return (files("state") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    return _read(PRELUDE) + "\n" + _read(name)
 
 
 def register(redis: Redis, name: str) -> AsyncScript:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 from redis.asyncio import Redis
 
-from state.keys import Keys
+from state.keys import Keys, bucket_of
 from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite
 from state.reads import to_states
 from state.scripts import register
@@ -57,6 +57,14 @@ class ApplyResult:
     states: list[CustomerState] = field(default_factory=list)  # touched, as left by the batch
 
 
+@dataclass(frozen=True, slots=True)
+class DueChunk:
+    """What one due_take call read: (hour, list length) pairs and the due customers."""
+
+    hours: list[tuple[int, int]]
+    ids: list[str]
+
+
 class StateStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -64,6 +72,8 @@ class StateStore:
         self._apply = register(redis, "apply_orders")
         self._write = register(redis, "write_scores")
         self._quiet = register(redis, "rescore_quiet")
+        self._due_take = register(redis, "due_take")
+        self._due_retire = register(redis, "due_retire")
 
     async def apply_orders(
         self, topic: str, records: Sequence[InputRecord], floors: Mapping[int, int] | None = None
@@ -84,7 +94,7 @@ class StateStore:
         for rec in records:
             args.extend(self._event_args(rec))
         reply = await self._apply(
-            keys=[keys.offsets, keys.stats, keys.clock, keys.dirty], args=args
+            keys=[keys.offsets, keys.stats, keys.clock, keys.dirty, keys.segment_codes], args=args
         )
         if reply[0] == b"gap":
             partition, start = int(reply[1]), int(reply[2])
@@ -104,11 +114,13 @@ class StateStore:
         if isinstance(event, Rejection):
             desc = [rec.partition, rec.offset, "reject", event.reason, event.message]
             return orjson.dumps(desc), rec.value or b"", key
+        bucket = bucket_of(event.customer_id)
         desc = [
             rec.partition,
             rec.offset,
             event.kind,
-            self.keys.customer(event.customer_id),
+            self.keys.profiles(bucket),
+            self.keys.orders(bucket),
             event.customer_id,
             event.order_id,
             str(event.amount_minor),
@@ -123,31 +135,71 @@ class StateStore:
         if not writes:
             return []
         keys = self.keys
-        args: list[bytes | str] = [keys.outbox_prefix]
+        args: list[bytes | str] = [keys.outbox_prefix, keys.due_head]
         for w in writes:
+            bucket = bucket_of(w.customer_id)
             entry = [
-                keys.customer(w.customer_id),
+                keys.profiles(bucket),
+                bucket,
                 w.customer_id,
                 w.expected_version,
                 w.scores,
                 w.segment,
                 w.due_ms,
-                w.partition,
             ]
             args.append(orjson.dumps(entry))
             args.append(w.change)
-        reply = await self._write(keys=[keys.segments, keys.due, keys.dirty], args=args)
+        reply = await self._write(
+            keys=[keys.segments, keys.dirty, keys.due_hours, keys.segment_codes], args=args
+        )
         return [bool(r) for r in reply]
 
-    async def rescore_quiet(self, keys: Sequence[bytes], as_of_ms: int, spec: bytes) -> list[bytes]:
-        """Rescore in Redis the customers whose segment stays; returns the others' keys."""
-        if not keys:
-            return []
-        head = len(self.keys.customer_pattern()) - 1  # "P:c:{"
-        reply = await self._quiet(
-            keys=[self.keys.due, self.keys.dirty, *keys], args=[head, str(as_of_ms), spec]
+    async def rescore_quiet(
+        self, as_of_ms: int, spec: bytes, buckets: Sequence[bytes] = (), ids: Sequence[str] = ()
+    ) -> tuple[int, list[str]]:
+        """Rescore in Redis the customers whose segment stays; returns how many customers
+        there were and the others' ids. Takes whole buckets (a full pass) or customer ids
+        (a due pass), not both."""
+        keys = self.keys
+        head = [keys.dirty, keys.due_hours, keys.segment_codes]
+        args: list[bytes | str] = [str(as_of_ms), keys.due_head, spec]
+        if ids:
+            targets: list[bytes | str] = [keys.profiles_of(cid) for cid in ids]
+            args.extend(ids)
+        else:
+            targets = list(buckets)
+        if not targets:
+            return 0, []
+        examined, loud = await self._quiet(keys=[*head, *targets], args=args)
+        return int(examined), [cid.decode() for cid in loud]
+
+    async def due_take(self, as_of_ms: int, after: int | None, limit: int) -> DueChunk:
+        keys = self.keys
+        hours, lengths, flat = await self._due_take(
+            keys=[keys.due_hours],
+            args=[
+                as_of_ms,
+                keys.due_head,
+                keys.profiles_head,
+                "-inf" if after is None else after,
+                limit,
+            ],
         )
-        return list(reply)
+        return DueChunk(
+            hours=[(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)],
+            ids=[cid.decode() for cid in flat[1::2]],
+        )
+
+    async def due_retire(self, as_of_ms: int, chunk: DueChunk, unwritten: Sequence[str]) -> int:
+        """Drop the due lists ``chunk`` read, once their customers are rescored; lists the
+        ``unwritten`` customers again first (see due_retire.lua)."""
+        keys = self.keys
+        args: list[str | int] = [as_of_ms, keys.due_head, keys.profiles_head, len(chunk.hours)]
+        for hour, length in chunk.hours:
+            args.extend((hour, length))
+        for cid in unwritten:
+            args.extend((bucket_of(cid), cid))
+        return int(await self._due_retire(keys=[keys.due_hours], args=args))
 
     async def rewind_offset(self, topic: str, partition: int, offset: int) -> None:
         """Forget that offsets after ``offset`` were applied: the partition was recreated."""

@@ -4,13 +4,14 @@
 -- caps throughput; and doing offsets, dedupe, state, counters and dead letters in one
 -- atomic step means a crash anywhere leaves either all of a batch applied or none of it.
 --
--- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set
+-- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
 --   "floors": {partition: offset below which everything is known to be handled}}
 -- ARGV[2..]: per event three slots: descriptor JSON, original value bytes, original key bytes.
 --   descriptor for a valid event:
---     [partition, offset, kind, customer_key, customer_id, order_id, amount, occurred_ms, refund_id]
+--     [partition, offset, kind, profiles_key, orders_key, customer_id, order_id, amount,
+--      occurred_ms, refund_id]   (state/keys.py: the customer's two bucket hashes)
 --   (amount and occurred_ms as decimal strings; kind is purchase|refund|cancel)
 --   descriptor for an event rejected before the state was read: [partition, offset, "reject", reason, message]
 -- Before applying anything, each partition's first offset is checked against the offset after
@@ -22,7 +23,7 @@
 -- it is counted apart and not as a new input event);
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
-local offsets_key, stats_key, clock_key, dirty_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local offsets_key, stats_key, clock_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local meta = cjson.decode(ARGV[1])
 local topic, outbox_prefix = meta.topic, meta.outbox
 
@@ -54,64 +55,82 @@ local function dead_letter(partition, offset, reason, message, value, key)
   return 'dlq:' .. reason
 end
 
-local function touch(ckey, cid, partition)
-  redis.call('HINCRBY', ckey, 'v', 1)
-  redis.call('HSET', ckey, 'p', partition)
+-- Profiles read in this batch, written back once at the end: cid -> {key, profile}.
+local function profile(pkey, cid)
+  local held = touched[cid]
+  if held then return held.t end
+  return unpack_profile(redis.call('HGET', pkey, cid)) or new_profile()
+end
+
+local function touch(pkey, cid, t, partition)
+  t.version = t.version + 1
+  t.partition = partition
   if not touched[cid] then
-    touched[cid] = ckey
+    touched[cid] = { key = pkey, t = t }
     touched_list[#touched_list + 1] = cid
   end
 end
 
+-- An order record, field "<customer>\31<order>": "ts,amount" while it counts in full, else
+-- "ts,amount,refunded,status" (numbers in base 36, status A counts, C cancelled). Refunds
+-- are marked under "<customer>\31<order>\31<refund>": ids hold no control characters.
+local function decode_order(rec)
+  local ts, amt, rest = string.match(rec, '^([^,]*),([^,]*)(.*)$')
+  local refunded, status = 0, 'A'
+  if rest ~= '' then
+    local r, st = string.match(rest, '^,([^,]*),(%a)$')
+    refunded, status = dec(r), st
+  end
+  return { ts = dec(ts), amount = dec(amt), refunded = refunded, status = status }
+end
+
+local function parse_order(okey, ofield)
+  local rec = redis.call('HGET', okey, ofield)
+  if not rec then return nil end
+  return decode_order(rec)
+end
+
+local function order_record(ts, amount, refunded, status)
+  if refunded == 0 and status == 'A' then return enc(ts) .. ',' .. enc(amount) end
+  return enc(ts) .. ',' .. enc(amount) .. ',' .. enc(refunded) .. ',' .. status
+end
+
 -- Recompute first/last purchase from the orders still counting, after a cancel.
-local function recompute_span(ckey)
-  local all = redis.call('HGETALL', ckey)
+local function recompute_span(okey, cid, t)
+  local head = cid .. '\31'
+  local all = redis.call('HGETALL', okey)
   local first, last
   for i = 1, #all, 2 do
     local field = all[i]
-    if string.sub(field, 1, 2) == 'o:' then
-      local ts, _, _, status = string.match(all[i + 1], '^(%d+),(%d+),(%d+),(%a)$')
-      if status == 'A' then
-        ts = tonumber(ts)
-        if not first or ts < first then first = ts end
-        if not last or ts > last then last = ts end
+    if string.sub(field, 1, #head) == head and not string.find(field, '\31', #head + 1, true) then
+      local o = decode_order(all[i + 1])
+      if o.status == 'A' then
+        if not first or o.ts < first then first = o.ts end
+        if not last or o.ts > last then last = o.ts end
       end
     end
   end
-  if first then
-    redis.call('HSET', ckey, 'f', string.format('%d', first), 'l', string.format('%d', last))
-  else
-    redis.call('HDEL', ckey, 'f', 'l')
-  end
+  t.first, t.last = first, last
 end
 
 local function purchase(d, partition)
-  local ckey, cid, order_id, amount, ts = d[4], d[5], d[6], d[7], d[8]
-  local ofield = 'o:' .. order_id
-  if redis.call('HSETNX', ckey, ofield, ts .. ',' .. amount .. ',0,A') == 0 then
+  local pkey, okey, cid, order_id, amount, ts = d[4], d[5], d[6], d[7], tonumber(d[8]), tonumber(d[9])
+  if redis.call('HSETNX', okey, cid .. '\31' .. order_id, order_record(ts, amount, 0, 'A')) == 0 then
     return 'duplicate'
   end
-  redis.call('HINCRBY', ckey, 'n', 1)
-  redis.call('HINCRBY', ckey, '$', amount)
-  local span = redis.call('HMGET', ckey, 'f', 'l')
-  local t = tonumber(ts)
-  if not span[1] or t < tonumber(span[1]) then redis.call('HSET', ckey, 'f', ts) end
-  if not span[2] or t > tonumber(span[2]) then redis.call('HSET', ckey, 'l', ts) end
-  touch(ckey, cid, partition)
+  local t = profile(pkey, cid)
+  t.orders = t.orders + 1
+  t.spend = t.spend + amount
+  if not t.first or ts < t.first then t.first = ts end
+  if not t.last or ts > t.last then t.last = ts end
+  touch(pkey, cid, t, partition)
   return 'applied'
 end
 
-local function parse_order(ckey, ofield)
-  local rec = redis.call('HGET', ckey, ofield)
-  if not rec then return nil end
-  local ts, amt, refunded, status = string.match(rec, '^(%d+),(%d+),(%d+),(%a)$')
-  return { ts = ts, amount = tonumber(amt), refunded = tonumber(refunded), status = status }
-end
-
 local function refund(d, partition, offset, value, key)
-  local ckey, cid, order_id, amount, ts, refund_id = d[4], d[5], d[6], tonumber(d[7]), d[8], d[9]
-  local ofield = 'o:' .. order_id
-  local o = parse_order(ckey, ofield)
+  local pkey, okey, cid, order_id, amount, refund_id = d[4], d[5], d[6], d[7], tonumber(d[8]), d[10]
+  local ofield = cid .. '\31' .. order_id
+  local o = parse_order(okey, ofield)
   if not o then
     return dead_letter(partition, offset, 'unknown_order',
       'refund of order ' .. order_id .. ' which this customer never purchased', value, key)
@@ -120,32 +139,33 @@ local function refund(d, partition, offset, value, key)
     return dead_letter(partition, offset, 'order_cancelled',
       'refund of order ' .. order_id .. ' which was cancelled', value, key)
   end
-  if refund_id == '' then refund_id = ts .. ':' .. d[7] end
-  if redis.call('HSETNX', ckey, 'r:' .. order_id .. '\31' .. refund_id, '1') == 0 then
+  if refund_id == '' then refund_id = d[9] .. ':' .. d[8] end
+  if redis.call('HSETNX', okey, cid .. '\31' .. order_id .. '\31' .. refund_id, '1') == 0 then
     return 'duplicate'
   end
   local effective = math.min(amount, o.amount - o.refunded)
-  redis.call('HSET', ckey, ofield, string.format('%s,%d,%d,A', o.ts, o.amount, o.refunded + effective))
-  redis.call('HINCRBY', ckey, '$', string.format('%d', -effective))
-  touch(ckey, cid, partition)
+  redis.call('HSET', okey, ofield, order_record(o.ts, o.amount, o.refunded + effective, 'A'))
+  local t = profile(pkey, cid)
+  t.spend = t.spend - effective
+  touch(pkey, cid, t, partition)
   return 'applied'
 end
 
 local function cancel(d, partition, offset, value, key)
-  local ckey, cid, order_id = d[4], d[5], d[6]
-  local ofield = 'o:' .. order_id
-  local o = parse_order(ckey, ofield)
+  local pkey, okey, cid, order_id = d[4], d[5], d[6], d[7]
+  local ofield = cid .. '\31' .. order_id
+  local o = parse_order(okey, ofield)
   if not o then
     return dead_letter(partition, offset, 'unknown_order',
       'cancel of order ' .. order_id .. ' which this customer never purchased', value, key)
   end
   if o.status == 'C' then return 'duplicate' end
-  redis.call('HSET', ckey, ofield, string.format('%s,%d,%d,C', o.ts, o.amount, o.refunded))
-  redis.call('HINCRBY', ckey, 'n', -1)
-  redis.call('HINCRBY', ckey, '$', string.format('%d', -(o.amount - o.refunded)))
-  local span = redis.call('HMGET', ckey, 'f', 'l')
-  if span[1] == o.ts or span[2] == o.ts then recompute_span(ckey) end
-  touch(ckey, cid, partition)
+  redis.call('HSET', okey, ofield, order_record(o.ts, o.amount, o.refunded, 'C'))
+  local t = profile(pkey, cid)
+  t.orders = t.orders - 1
+  t.spend = t.spend - (o.amount - o.refunded)
+  if t.first == o.ts or t.last == o.ts then recompute_span(okey, cid, t) end
+  touch(pkey, cid, t, partition)
   return 'applied'
 end
 
@@ -172,7 +192,7 @@ for i = 2, #ARGV, 3 do
     outcome = dead_letter(partition, offset, 'internal_error', 'unknown kind ' .. tostring(d[3]), value, key)
   end
   if outcome == 'applied' then
-    local t = tonumber(d[8])
+    local t = tonumber(d[9])
     if t > clock then clock = t end
   end
   if outcome == 'applied' or outcome == 'duplicate' or outcome == 'redelivered' then
@@ -194,11 +214,12 @@ if #touched_list > 0 then
   end
   redis.call('SET', clock_key, string.format('%d', clock))
 end
--- The touched customers' profiles as they are now, so the caller scores them without
--- reading them back: nine fields each, in the order of reads.py's PROFILE_FIELDS.
+-- Write each touched profile once, and return them so the caller scores them without
+-- reading them back: ten fields each, in the order of reads.py's PROFILE_FIELDS.
 local states = {}
 for _, cid in ipairs(touched_list) do
-  local values = redis.call('HMGET', touched[cid], 'f', 'l', 'n', '$', 'v', 'p', 'g', 'q', 's')
-  for i = 1, 9 do states[#states + 1] = values[i] end
+  local held = touched[cid]
+  redis.call('HSET', held.key, cid, pack_profile(held.t))
+  reply_profile(states, held.t, codes_key)
 end
 return { outcomes, touched_list, string.format('%d', clock), states }

@@ -9,18 +9,20 @@
 -- tests/integration/test_quiet_rescoring.py runs both routes on the same customers, in
 -- both scoring modes, and compares every key they leave.
 --
--- KEYS: 1 due zset, 2 dirty set, 3.. customer hashes (as SCAN returned them)
--- ARGV: 1 length of the customer key head ("rfm:c:{"), 2 as_of ms (decimal text),
+-- KEYS: 1 dirty set, 2 due-hours zset, 3 segment-codes hash, 4.. profile buckets
+-- ARGV: 1 as_of ms (decimal text), 2 due list key head,
 --       3 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
 --               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)]}
--- Returns the keys of the customers whose segment changes.
-local due_key, dirty_key = KEYS[1], KEYS[2]
-local head = tonumber(ARGV[1])
-local as_of_text = ARGV[2]
+--       4.. nothing: every customer of each bucket (a full pass);
+--           or one customer id per bucket key (a due pass)
+-- Returns {number of customers examined, ids of the customers whose segment changes}.
+local dirty_key, hours_key, codes_key = KEYS[1], KEYS[2], KEYS[3]
+local as_of_text, due_head = ARGV[1], ARGV[2]
 local as_of = tonumber(as_of_text)
 local spec = cjson.decode(ARGV[3])
 local quintiles = spec.kind == 'quintiles'
 local rc, fc, mc, segments = spec.r, spec.f, spec.m, spec.segments
+local any_dirty = redis.call('SCARD', dirty_key) > 0
 local DAY = 86400000
 
 local function below(cuts, v)  -- #{cut < v}, as bisect_left
@@ -35,48 +37,64 @@ local function upto(cuts, v)  -- #{cut <= v}, as bisect_right
   return n
 end
 
-local function customer_id(key)  -- as keys.unescape_id
-  local escaped = string.sub(key, head + 1, -2)
-  if string.find(escaped, '%', 1, true) then
-    escaped = escaped:gsub('%%7D', '}'):gsub('%%7B', '{'):gsub('%%25', '%%')
+local loud, examined = {}, 0
+
+-- The new packed profile if the segment stays, nil if it changes.
+local function rescore(t, cid, bucket)
+  examined = examined + 1
+  local scores, segment, due = '', '', -1
+  local last, orders = t.last, t.orders
+  if last and orders > 0 then  -- as changes.score_state and plan_write
+    local days = math.floor((as_of - last) / DAY)
+    if days < 0 then days = 0 end
+    local r, f, m
+    if quintiles then
+      r, f, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, t.spend)
+    else
+      local level = below(rc, days)
+      r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, t.spend)
+      if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
+    end
+    segment = segments[(r - 1) * 25 + (f - 1) * 5 + m]
+    scores = r .. f .. m .. enc(days)
   end
-  return escaped
+  if segment ~= name_of(codes_key, t.seg) then
+    loud[#loud + 1] = cid
+    return nil
+  end
+  t.scores = scores
+  t.as_of = scores ~= '' and as_of or nil
+  set_due(t, due, bucket, cid, due_head, hours_key)
+  t.version = t.version + 1
+  if any_dirty then redis.call('SREM', dirty_key, cid) end
+  return pack_profile(t)
 end
 
-local loud = {}
-for i = 3, #KEYS do
-  local key = KEYS[i]
-  local p = redis.call('HMGET', key, 'l', 'n', '$', 'g', 'v')
-  if p[5] then  -- the customer still exists
-    local last, orders, spend = tonumber(p[1]), tonumber(p[2] or '0'), tonumber(p[3] or '0')
-    local scores, segment, due = '', '', -1
-    if last and orders > 0 then  -- as changes.score_state and plan_write
-      local days = math.floor((as_of - last) / DAY)
-      if days < 0 then days = 0 end
-      local r, f, m
-      if quintiles then
-        r, f, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, spend)
-      else
-        local level = below(rc, days)
-        r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, spend)
-        if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
+if #ARGV == 3 then
+  for k = 4, #KEYS do
+    local key = KEYS[k]
+    local bucket = string.match(key, '{(%d+)}$')
+    local all = redis.call('HGETALL', key)
+    local writes = {}
+    for i = 1, #all, 2 do
+      local packed = rescore(unpack_profile(all[i + 1]), all[i], bucket)
+      if packed then
+        writes[#writes + 1] = all[i]
+        writes[#writes + 1] = packed
       end
-      segment = segments[(r - 1) * 25 + (f - 1) * 5 + m]
-      scores = string.format('%d,%d,%d,%d,', r, f, m, days) .. as_of_text
     end
-    if segment ~= (p[4] or '') then
-      loud[#loud + 1] = key
-    else  -- as write_scores.lua for an entry without a change event
-      local cid = customer_id(key)
-      if scores == '' then redis.call('HDEL', key, 's') else redis.call('HSET', key, 's', scores) end
-      if due >= 0 then
-        redis.call('ZADD', due_key, string.format('%d', due), cid)
-      else
-        redis.call('ZREM', due_key, cid)
-      end
-      redis.call('HINCRBY', key, 'v', 1)
-      redis.call('SREM', dirty_key, cid)
+    for i = 1, #writes, 400 do
+      redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
+    end
+  end
+else
+  for i = 4, #ARGV do
+    local key, cid = KEYS[i], ARGV[i]
+    local t = unpack_profile(redis.call('HGET', key, cid))
+    if t then
+      local packed = rescore(t, cid, string.match(key, '{(%d+)}$'))
+      if packed then redis.call('HSET', key, cid, packed) end
     end
   end
 end
-return loud
+return { examined, loud }

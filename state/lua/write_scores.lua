@@ -6,51 +6,43 @@
 -- overwritten by a stale result. The segment-change event goes into the outbox in the same
 -- step as the segment itself, so a crash cannot keep one without the other.
 --
--- KEYS: 1 segments hash, 2 due zset, 3 dirty set
--- ARGV[1]: outbox key prefix
--- ARGV[2..]: per customer two slots: entry JSON and the change event bytes ("" if no change)
---   entry: [customer_key, customer_id, expected_version, scores, segment, due_ms, partition]
+-- KEYS: 1 segments hash, 2 dirty set, 3 due-hours zset, 4 segment-codes hash
+-- ARGV[1]: outbox key prefix, ARGV[2]: due list key head
+-- ARGV[3..]: per customer two slots: entry JSON and the change event bytes ("" if no change)
+--   entry: [profiles_key, bucket, customer_id, expected_version, scores, segment, due_ms]
 --   scores is "r,f,m,recency_days,as_of_ms" or "" when the customer has no order left;
 --   segment is "" for no segment; due_ms is -1 when the R score can no longer drop.
 -- Returns one integer per entry: 1 written, 0 skipped because the customer changed meanwhile.
 
-local segments_key, due_key, dirty_key = KEYS[1], KEYS[2], KEYS[3]
-local outbox_prefix = ARGV[1]
+local segments_key, dirty_key, hours_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local outbox_prefix, due_head = ARGV[1], ARGV[2]
 local results = {}
 
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local e = cjson.decode(ARGV[i])
   local change = ARGV[i + 1]
-  local ckey, cid, expected, scores, segment, due_ms, partition =
-    e[1], e[2], e[3], e[4], e[5], e[6], e[7]
-  local current = redis.call('HMGET', ckey, 'v', 'g', 'q')
-  if tonumber(current[1] or '0') ~= expected then
+  local pkey, bucket, cid, expected, scores, segment, due_ms = e[1], e[2], e[3], e[4], e[5], e[6], e[7]
+  local t = unpack_profile(redis.call('HGET', pkey, cid))
+  if not t or t.version ~= expected then
     results[#results + 1] = 0
   else
-    local previous = current[2] or ''
-    if scores == '' then redis.call('HDEL', ckey, 's') else redis.call('HSET', ckey, 's', scores) end
+    local previous = name_of(codes_key, t.seg)
+    set_scores(t, scores)
     if segment ~= previous then
       if previous ~= '' then redis.call('HINCRBY', segments_key, previous, -1) end
-      if segment ~= '' then
-        redis.call('HINCRBY', segments_key, segment, 1)
-        redis.call('HSET', ckey, 'g', segment)
-      else
-        redis.call('HDEL', ckey, 'g')
-      end
+      if segment ~= '' then redis.call('HINCRBY', segments_key, segment, 1) end
+      t.seg = code_of(codes_key, segment)
     end
     -- A change event comes with every segment change, and with an explicit re-announcement
     -- of an unchanged segment (after Redis lost writes); either way it is the next in sequence.
     if change ~= '' then
-      redis.call('HINCRBY', ckey, 'q', 1)
-      redis.call('XADD', outbox_prefix .. string.format('%d', partition), '*',
+      t.seq = t.seq + 1
+      redis.call('XADD', outbox_prefix .. string.format('%d', t.partition), '*',
         't', 'seg', 'k', cid, 'v', change, 'h', '')
     end
-    if due_ms >= 0 then
-      redis.call('ZADD', due_key, due_ms, cid)
-    else
-      redis.call('ZREM', due_key, cid)
-    end
-    redis.call('HINCRBY', ckey, 'v', 1)
+    set_due(t, due_ms, bucket, cid, due_head, hours_key)
+    t.version = t.version + 1
+    redis.call('HSET', pkey, cid, pack_profile(t))
     redis.call('SREM', dirty_key, cid)
     results[#results + 1] = 1
   end

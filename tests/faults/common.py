@@ -41,7 +41,17 @@ FAST_GROUP = {
     "RFM_REBALANCE_TIMEOUT": "3",
 }
 MAX_REQUEST = 4 * 1024 * 1024
-FIXED_KEYS = ("offsets", "stats", "clock", "dirty", "due", "segments", "quintiles", "rescore")
+FIXED_KEYS = (
+    "offsets",
+    "stats",
+    "clock",
+    "dirty",
+    "due-hours",
+    "segment-codes",
+    "segments",
+    "quintiles",
+    "rescore",
+)
 
 
 # Every worker a scenario started, so the suite's fixture can kill what a failed test left.

@@ -31,6 +31,7 @@ from tests.faults.common import (
 from tests.support.checks import assert_changes_complete, assert_state_matches, redis_profiles
 from tests.support.harness import Worker, read_topic, rfm_env, run_cli, settings_of
 from tests.support.oracle import BatchResult, fold
+from tests.support.state_reads import all_profiles
 
 
 @dataclass
@@ -253,11 +254,7 @@ class Scenario:
 def assert_segment_counts_consistent(redis_url: str, keys: Keys) -> None:
     """P:segments agrees with the segment held by every customer hash."""
     r = redis.Redis.from_url(redis_url)
-    held: Counter[str] = Counter()
-    for key in r.scan_iter(match=keys.customer_pattern(), count=1000, _type="hash"):
-        segment = cast(bytes | None, r.hget(key, "g"))
-        if segment:
-            held[segment.decode()] += 1
+    held = Counter(s.segment for s in all_profiles(r, keys).values() if s and s.segment)
     raw = cast(dict[bytes, bytes], r.hgetall(keys.segments))
     counted = {k.decode(): int(v) for k, v in raw.items() if int(v) != 0}
     assert counted == dict(held), f"segment counters {counted} != customers {dict(held)}"

@@ -7,8 +7,9 @@ accounting is exact, and no id reaches another customer's key or a Redis pattern
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from tests.faults.common import FIXED_KEYS, FaultRun, http_get
 from tests.faults.scenario import Scenario
 from tests.support.harness import Worker
+from tests.support.state_reads import all_customer_ids, bucket_keys, read_profiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -225,6 +227,15 @@ def _key(value: bytes | None) -> bytes:
     return cid.encode("utf-8", "surrogatepass") if isinstance(cid, str) else b"junk"
 
 
+def _victim(sc: Scenario) -> tuple[bytes | None, dict[bytes, bytes]]:
+    """The victim's packed profile and its order records, as stored."""
+    r, keys = sc.redis, sc.keys
+    head = f"{VICTIM}\x1f".encode()
+    orders = cast(dict[bytes, bytes], r.hgetall(keys.orders_of(VICTIM)))
+    profile = cast(bytes | None, r.hget(keys.profiles_of(VICTIM), VICTIM))
+    return profile, {k: v for k, v in orders.items() if k.startswith(head)}
+
+
 def test_hostile_input_is_dead_lettered_and_isolated(
     kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -235,9 +246,8 @@ def test_hostile_input_is_dead_lettered_and_isolated(
     try:
         sc.wait_accounted(worker, 60)
         sc.wait_relayed(worker, 30)
-        victim_key = sc.keys.customer(VICTIM)
-        victim_before = sc.redis.hgetall(victim_key)
-        assert victim_before
+        victim_before = _victim(sc)
+        assert victim_before[0]
 
         payloads = _hand_made() + _generated()
         sc.publish([(_key(v), v) for v in payloads])
@@ -246,23 +256,26 @@ def test_hostile_input_is_dead_lettered_and_isolated(
         assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
         assert http_get(worker, "/healthz")[0] == 200
         assert http_get(worker, "/readyz")[0] == 200
-        victim_after = sc.redis.hgetall(victim_key)
+        victim_after = _victim(sc)
     finally:
         assert worker.stop() == 0, worker.log_tail()
     assert victim_after == victim_before, "the victim's state changed"
 
     oracle = sc.oracle()
-    # Every key is one of ours: a fixed key, an outbox, or the escaped key of a customer
-    # the events named; nothing else, whatever the ids looked like.
+    # Every key is one of ours: a fixed key, an outbox, a due list, or a bucket of a
+    # customer the events named; nothing else, whatever the ids looked like.
     r = sc.redis
     prefix = sc.settings.redis_prefix
     allowed = {f"{prefix}:{k}".encode() for k in FIXED_KEYS}
     allowed |= {sc.keys.outbox(p).encode() for p in range(sc.settings.partitions)}
-    customer_keys = {sc.keys.customer(c).encode() for c in oracle.customers}
-    stray = {k for k in r.scan_iter(count=1000)} - allowed - customer_keys
+    due_list = re.compile(re.escape(sc.keys.due_head).encode() + rb"\d+")
+    stray = {k for k in r.scan_iter(count=1000) if not due_list.fullmatch(k)}
+    stray -= allowed | bucket_keys(oracle.customers, sc.keys)
     assert not stray, f"keys no customer of the events owns: {sorted(stray)[:10]}"
-    for cid in oracle.customers:
-        assert r.exists(sc.keys.customer(cid)), cid
+    # Each customer is found under exactly its own id.
+    profiles = read_profiles(r, sorted(oracle.customers), sc.keys)
+    assert all(profiles.values()), [c for c, s in profiles.items() if s is None][:10]
+    assert len(all_customer_ids(r, sc.keys)) == len(oracle.customers)
 
     run = FaultRun("hostile_input", recovery_seconds=None)
     run.extra.update(payloads=len(payloads), customers=len(oracle.customers))

@@ -15,6 +15,7 @@ from stream.shop import ShopProfile, generate_history
 from tests.faults.common import START, FaultRun, header, http_get
 from tests.faults.scenario import Scenario
 from tests.support.harness import read_topic
+from tests.support.state_reads import has_order
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -82,4 +83,4 @@ def test_exception_while_applying_dead_letters_only_that_event(
     assert source.startswith(f"{sc.settings.orders_topic}:")
     # The customer of the poisoned order still has every other order of theirs.
     customer = orjson.loads(events[poison][1])["customer_id"]
-    assert sc.redis.hexists(sc.keys.customer(customer), f"o:{order_id}") == 0
+    assert not has_order(sc.redis, customer, order_id, sc.keys)

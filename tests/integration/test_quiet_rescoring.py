@@ -83,6 +83,8 @@ async def snapshot(client: aioredis.Redis, prefix: str) -> dict[str, Any]:
             out[name] = sorted(await client.smembers(key))
         elif kind == "stream":
             out[name] = sorted(sorted(fields.items()) for _, fields in await client.xrange(key))
+        elif kind == "list":  # due lists: each route appends in its own order
+            out[name] = sorted(await client.lrange(key, 0, -1))
         else:
             out[name] = await client.get(key)
     return out

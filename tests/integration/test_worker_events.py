@@ -13,7 +13,6 @@ import redis
 
 from state.changes import ScoringContext
 from state.keys import Keys
-from state.reads import to_state
 from state.scoring import ThresholdScorer
 from state.segments import load_segment_rules
 from stream.runtime import Runtime
@@ -28,6 +27,7 @@ from tests.support.harness import (
     wait_until,
 )
 from tests.support.oracle import fold
+from tests.support.state_reads import read_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -134,16 +134,12 @@ def test_every_event_type_and_dead_letter_reason(
         **{f"dlq:{reason}": 1 for reason in BAD},
     }
 
-    keys = Keys()
-    fields = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
-    c1 = to_state("c1", r.hmget(keys.customer("c1"), fields))
-    c2 = to_state("c2", r.hmget(keys.customer("c2"), fields))
-    c3 = to_state("c{3}:*", r.hmget(keys.customer("c{3}:*"), fields))
+    c1, c2, c3 = read_profiles(r, ["c1", "c2", "c{3}:*"]).values()
     assert c1 and c2 and c3
     assert (c1.first_ms, c1.last_ms, c1.orders, c1.spend_minor) == (ms(10), ms(10), 1, 0)
     assert (c2.first_ms, c2.last_ms, c2.orders, c2.spend_minor) == (ms(5), ms(5), 1, 550)
     assert (c3.orders, c3.spend_minor) == (1, 99999)
-    assert r.exists("rfm:c:{c%7B3%7D:*}") == 1
+    assert r.hexists(Keys().profiles_of("c{3}:*"), "c{3}:*") == 1
 
     # the batch oracle agrees on every customer
     runtime_rules = Runtime.build(settings).pipeline.rules

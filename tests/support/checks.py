@@ -11,28 +11,19 @@ import redis
 from aiokafka.structs import ConsumerRecord
 
 from state.changes import ScoringContext
-from state.keys import Keys
 from state.model import MS_PER_DAY, iso_utc
-from state.reads import to_state
 from state.scoring import ThresholdScorer
 from state.segments import load_segment_rules
 from stream.runtime import Runtime
 from tests.support.harness import read_topic, run_cli, settings_of
 from tests.support.oracle import BatchResult, fold
+from tests.support.state_reads import read_profiles
 
-FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s")
 IDENTITY = ("customer_id", "sequence", "previous_segment", "segment")
 
 
 def redis_profiles(redis_url: str, customer_ids: Sequence[str]) -> dict[str, Any]:
-    keys = Keys()
-    r = redis.Redis.from_url(redis_url)
-    pipe = r.pipeline(transaction=False)
-    for cid in customer_ids:
-        pipe.hmget(keys.customer(cid), FIELDS)
-    return {
-        cid: to_state(cid, vals) for cid, vals in zip(customer_ids, pipe.execute(), strict=True)
-    }
+    return read_profiles(redis.Redis.from_url(redis_url), customer_ids)
 
 
 def assert_state_matches(

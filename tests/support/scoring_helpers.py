@@ -21,6 +21,7 @@ import redis
 from state.keys import Keys
 from stream.settings import Settings
 from tests.support.harness import Worker, accounted, produce, read_topic, run_cli, wait_until
+from tests.support.state_reads import read_profile
 
 DAY0 = datetime(2025, 1, 1, tzinfo=UTC)
 KEYS = Keys()
@@ -165,13 +166,15 @@ def passes_as_of(worker: Worker, as_of_ms: int) -> int:
     )
 
 
-def raw_state(redis_url: str, cid: str) -> tuple[int, str | None, float | None]:
+def raw_state(redis_url: str, cid: str) -> tuple[int, str | None, int | None]:
     """(version, scores field, due time) straight from Redis: the version moves on every
     write, so an unchanged version proves a customer was not rewritten."""
-    r = redis.Redis.from_url(redis_url)
-    version, scores = r.hmget(KEYS.customer(cid), ["v", "s"])
-    assert version is not None, cid
-    return int(version), scores.decode() if scores else None, r.zscore(KEYS.due, cid)
+    state = read_profile(redis.Redis.from_url(redis_url), cid, KEYS)
+    assert state is not None, cid
+    scores = None
+    if state.r is not None:
+        scores = f"{state.r},{state.f},{state.m},{state.recency_days},{state.as_of_ms}"
+    return state.version, scores, state.due_ms
 
 
 def profile(redis_url: str, cid: str) -> dict[str, int]:

@@ -1,0 +1,67 @@
+"""Customer state read the way the worker reads it (the read_customers script), for tests
+and the bench: only the scripts know the packed profile format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import redis
+
+from state.keys import Keys
+from state.model import CustomerState
+from state.reads import to_states
+from state.scripts import lua_source
+
+
+def read_profiles(
+    r: redis.Redis, customer_ids: Sequence[str], keys: Keys | None = None
+) -> dict[str, CustomerState | None]:
+    keys = keys or Keys()
+    if not customer_ids:
+        return {}
+    script = r.register_script(lua_source("read_customers"))
+    buckets = [keys.profiles_of(cid) for cid in customer_ids]
+    flat = script(keys=[keys.segment_codes, *buckets], args=list(customer_ids))
+    return dict(zip(customer_ids, to_states(customer_ids, flat), strict=True))
+
+
+def read_profile(
+    r: redis.Redis, customer_id: str, keys: Keys | None = None
+) -> CustomerState | None:
+    return read_profiles(r, [customer_id], keys)[customer_id]
+
+
+def all_customer_ids(r: redis.Redis, keys: Keys | None = None) -> list[str]:
+    keys = keys or Keys()
+    ids: list[str] = []
+    for bucket in r.scan_iter(match=keys.profiles_pattern(), count=1000, _type="hash"):
+        ids.extend(cid.decode() for cid in r.hkeys(bucket))
+    return ids
+
+
+def all_profiles(r: redis.Redis, keys: Keys | None = None) -> dict[str, CustomerState | None]:
+    return read_profiles(r, all_customer_ids(r, keys), keys)
+
+
+def due_times(r: redis.Redis, keys: Keys | None = None) -> dict[str, int]:
+    """Every customer holding a due time, with it."""
+    return {
+        cid: s.due_ms
+        for cid, s in all_profiles(r, keys).items()
+        if s is not None and s.due_ms is not None
+    }
+
+
+def has_order(r: redis.Redis, customer_id: str, order_id: str, keys: Keys | None = None) -> bool:
+    keys = keys or Keys()
+    return bool(r.hexists(keys.orders_of(customer_id), f"{customer_id}\x1f{order_id}"))
+
+
+def bucket_keys(customer_ids: Iterable[str], keys: Keys | None = None) -> set[bytes]:
+    """The profile and order buckets these customers live in."""
+    keys = keys or Keys()
+    out: set[bytes] = set()
+    for cid in customer_ids:
+        out.add(keys.profiles_of(cid).encode())
+        out.add(keys.orders_of(cid).encode())
+    return out
