@@ -10,6 +10,7 @@ key                             type    holds
 ``P:due:<hour>``                list    ``<B>:<id>`` entries: R may drop in that hour
 ``P:due-hours``                 zset    hours that have a due list (score = hour)
 ``P:segment-codes``             hash    segment name <-> short code used in profiles
+``P:layout``                    string  version of this layout ("2"); scripts refuse others
 ``P:offsets``                   hash    ``<topic>:<partition>`` -> last applied input offset
 ``P:stats``                     hash    input outcome counters (applied, duplicate, dlq:<reason>)
 ``P:clock``                     string  latest event time applied (epoch ms): the event clock
@@ -86,6 +87,10 @@ class Keys:
     @property
     def segment_codes(self) -> str:
         return f"{self.prefix}:segment-codes"
+
+    @property
+    def layout(self) -> str:
+        return f"{self.prefix}:layout"
 
     @property
     def offsets(self) -> str:

@@ -71,7 +71,8 @@ class ScoringContexts:
     async def current(self) -> ScoringContext:
         if not self._registered:
             names = sorted(set(self._thresholds.rules.table) - {""})
-            await self._register(keys=[self.keys.segment_codes], args=names)
+            keys = self.keys
+            await self._register(keys=[keys.segment_codes, keys.layout, keys.offsets], args=names)
             self._registered = True
         if self.mode != "quintiles":
             return self._thresholds

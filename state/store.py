@@ -94,7 +94,15 @@ class StateStore:
         for rec in records:
             args.extend(self._event_args(rec))
         reply = await self._apply(
-            keys=[keys.offsets, keys.stats, keys.clock, keys.dirty, keys.segment_codes], args=args
+            keys=[
+                keys.offsets,
+                keys.stats,
+                keys.clock,
+                keys.dirty,
+                keys.segment_codes,
+                keys.layout,
+            ],
+            args=args,
         )
         if reply[0] == b"gap":
             partition, start = int(reply[1]), int(reply[2])

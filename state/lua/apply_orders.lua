@@ -4,7 +4,8 @@
 -- caps throughput; and doing offsets, dedupe, state, counters and dead letters in one
 -- atomic step means a crash anywhere leaves either all of a batch applied or none of it.
 --
--- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash
+-- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash,
+--   6 layout marker
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
 --   "floors": {partition: offset below which everything is known to be handled}}
@@ -24,6 +25,7 @@
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
 local offsets_key, stats_key, clock_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+check_layout(KEYS[6], offsets_key)
 local meta = cjson.decode(ARGV[1])
 local topic, outbox_prefix = meta.topic, meta.outbox
 

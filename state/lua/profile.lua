@@ -11,6 +11,21 @@
 -- order of state/reads.py's PROFILE_FIELDS, numbers in decimal.
 
 local HOUR = 3600000
+local LAYOUT = '2'
+
+-- Refuse state written in another layout (before buckets: one hash per customer) instead of
+-- silently starting over beside it. A store without the marker but with applied offsets
+-- was written by such a version.
+local function check_layout(layout_key, offsets_key)
+  local layout = redis.call('GET', layout_key)
+  if layout == LAYOUT then return end
+  if layout or redis.call('EXISTS', offsets_key) == 1 then
+    error('rfm-stream: the state under ' .. layout_key .. ' was written in layout ' ..
+      tostring(layout or 1) .. '; this version reads layout ' .. LAYOUT ..
+      ': replay the orders topic into a new RFM_REDIS_PREFIX')
+  end
+  redis.call('SET', layout_key, LAYOUT)
+end
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 local PROFILE = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$'
 

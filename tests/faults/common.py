@@ -48,6 +48,7 @@ FIXED_KEYS = (
     "dirty",
     "due-hours",
     "segment-codes",
+    "layout",
     "segments",
     "quintiles",
     "rescore",
