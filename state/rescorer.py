@@ -21,7 +21,7 @@ from state.reads import StateReader
 from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
 from state.scripts import register
 from state.segments import SegmentRules
-from state.store import StateStore
+from state.store import DueChunk, Quiet, StateStore
 
 BATCH = 1000
 BUCKETS_PER_CALL = 64  # ~1,000 customers a script call at a million customers
@@ -163,13 +163,24 @@ class Rescorer:
         seen: set[str] = set()
         after: int | None = None
         while True:
-            chunk = await self.store.due_take(as_of_ms, after, BATCH)
+            if spec is None:
+                chunk = await self.store.due_take(as_of_ms, after, BATCH)
+                ids = [i for i in chunk.ids if i not in seen]
+                step = await self.rescore_ids(ids, as_of_ms, "recency", ctx)
+            else:
+                done = await self.store.rescore_due(as_of_ms, spec, after, BATCH)
+                chunk = DueChunk(done.hours, [s.customer_id for s in done.loud])
+                step = await self._loud(
+                    done,
+                    [s for s in done.loud if s.customer_id not in seen],
+                    as_of_ms,
+                    "recency",
+                    ctx,
+                )
             if not chunk.hours:
                 break
             after = chunk.hours[-1][0]
-            ids = [i for i in dict.fromkeys(chunk.ids) if i not in seen]
-            seen.update(ids)
-            step = await self._rescore(as_of_ms, "recency", ctx, spec, ids=ids)
+            seen.update(chunk.ids)
             total.add(step)
             await self.store.due_retire(as_of_ms, chunk, step.lost)
             self.on_chunk()
@@ -192,28 +203,25 @@ class Rescorer:
                 self.on_chunk()
         else:
             async for buckets in self.reader.scan_buckets(BUCKETS_PER_CALL):
-                total.add(await self._rescore(as_of_ms, cause, ctx, spec, buckets=buckets))
+                done = await self.store.rescore_quiet(as_of_ms, spec, buckets)
+                total.add(await self._loud(done, done.loud, as_of_ms, cause, ctx))
                 self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
 
-    async def _rescore(
+    async def _loud(
         self,
+        done: Quiet,
+        loud: Sequence[CustomerState],
         as_of_ms: int,
         cause: Cause,
         ctx: ScoringContext,
-        spec: bytes | None,
-        buckets: Sequence[bytes] = (),
-        ids: Sequence[str] = (),
     ) -> PassResult:
-        """With a ``spec``, customers whose segment stays are rescored inside Redis
-        (rescore_quiet.lua) and only the others here; the result is the same
-        (tests/integration/test_quiet_rescoring.py). Without one, all of them here."""
-        if spec is None:
-            return await self.rescore_ids(ids, as_of_ms, cause, ctx)
-        examined, loud = await self.store.rescore_quiet(as_of_ms, spec, buckets=buckets, ids=ids)
-        result = await self.rescore_ids(loud, as_of_ms, cause, ctx)
-        quiet = examined - len(loud)
+        """Customers whose segment stays were rescored in Redis (rescore_quiet.lua); the
+        others, returned as they are, get their change events here. The result is the same
+        as the Python route's (tests/integration/test_quiet_rescoring.py)."""
+        result = await self.rescore_states(loud, as_of_ms, cause, ctx)
+        quiet = done.examined - len(done.loud)
         result.examined += quiet
         result.rescored += quiet
         return result

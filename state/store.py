@@ -65,6 +65,16 @@ class DueChunk:
     ids: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """What rescore_quiet.lua did: customers examined, those left for Python (segment
+    changes) as they are now, and the due lists it read (a due pass)."""
+
+    examined: int
+    loud: list[CustomerState]
+    hours: list[tuple[int, int]]
+
+
 class StateStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -162,24 +172,32 @@ class StateStore:
         )
         return [bool(r) for r in reply]
 
-    async def rescore_quiet(
-        self, as_of_ms: int, spec: bytes, buckets: Sequence[bytes] = (), ids: Sequence[str] = ()
-    ) -> tuple[int, list[str]]:
-        """Rescore in Redis the customers whose segment stays; returns how many customers
-        there were and the others' ids. Takes whole buckets (a full pass) or customer ids
-        (a due pass), not both."""
+    async def rescore_quiet(self, as_of_ms: int, spec: bytes, buckets: Sequence[bytes]) -> Quiet:
+        """Rescore in Redis the customers of these buckets whose segment stays."""
+        if not buckets:
+            return Quiet(0, [], [])
+        return await self._run_quiet(as_of_ms, spec, list(buckets), ["buckets"])
+
+    async def rescore_due(self, as_of_ms: int, spec: bytes, after: int | None, limit: int) -> Quiet:
+        """Rescore in Redis the due customers (due_take's) whose segment stays."""
+        tail = ["due", self.keys.profiles_head, "-inf" if after is None else str(after), str(limit)]
+        return await self._run_quiet(as_of_ms, spec, [], tail)
+
+    async def _run_quiet(
+        self, as_of_ms: int, spec: bytes, buckets: list[bytes], tail: list[str]
+    ) -> Quiet:
         keys = self.keys
-        head = [keys.dirty, keys.due_hours, keys.segment_codes]
-        args: list[bytes | str] = [str(as_of_ms), keys.due_head, spec]
-        if ids:
-            targets: list[bytes | str] = [keys.profiles_of(cid) for cid in ids]
-            args.extend(ids)
-        else:
-            targets = list(buckets)
-        if not targets:
-            return 0, []
-        examined, loud = await self._quiet(keys=[*head, *targets], args=args)
-        return int(examined), [cid.decode() for cid in loud]
+        reply = await self._quiet(
+            keys=[keys.dirty, keys.due_hours, keys.segment_codes, *buckets],
+            args=[str(as_of_ms), keys.due_head, spec, *tail],
+        )
+        examined, loud, flat, hours, lengths = reply
+        ids = [cid.decode() for cid in loud]
+        return Quiet(
+            examined=int(examined),
+            loud=[s for s in to_states(ids, flat) if s is not None],
+            hours=[(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)],
+        )
 
     async def due_take(self, as_of_ms: int, after: int | None, limit: int) -> DueChunk:
         keys = self.keys

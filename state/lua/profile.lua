@@ -49,22 +49,43 @@ local function dec(s)
   return tonumber(s, 36)
 end
 
+-- The text each number was read from is kept (raw) so that packing a profile again only
+-- encodes the numbers that changed: a quiet rescore changes two or three of them.
 local function unpack_profile(value)  -- nil for a customer that does not exist
   if not value then return nil end
   local f, l, n, sp, v, p, g, q, sc, at, due = string.match(value, PROFILE)
   local first = dec(f)
-  return { first = first, last = first and first + dec(l), orders = dec(n), spend = dec(sp), version = dec(v),
-    partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = dec(at), due = dec(due) }
+  local t = { first = first, last = first and first + dec(l), orders = dec(n), spend = dec(sp),
+    version = dec(v), partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = dec(at),
+    due = dec(due) }
+  t.raw = { first = t.first, last = t.last, orders = t.orders, spend = t.spend,
+    as_of = t.as_of, due = t.due, f = f, l = l, n = n, sp = sp, at = at, d = due }
+  return t
 end
 
 local function new_profile()
   return { orders = 0, spend = 0, version = 0, partition = 0, seg = '', seq = 0, scores = '' }
 end
 
+local last_as_of, last_as_of_text  -- a pass writes one as_of to every customer
 local function pack_profile(t)
-  return enc(t.first) .. ',' .. enc(t.first and t.last - t.first) .. ',' .. enc(t.orders) .. ',' .. enc(t.spend) ..
-    ',' .. enc(t.version) .. ',' .. enc(t.partition) .. ',' .. t.seg .. ',' .. enc(t.seq) ..
-    ',' .. t.scores .. ',' .. enc(t.as_of) .. ',' .. enc(t.due)
+  local raw = t.raw or {}
+  local f = (t.first == raw.first) and raw.f or enc(t.first)
+  local l = (t.first == raw.first and t.last == raw.last) and raw.l or
+    enc(t.first and t.last - t.first)
+  local n = (t.orders == raw.orders) and raw.n or enc(t.orders)
+  local sp = (t.spend == raw.spend) and raw.sp or enc(t.spend)
+  local at = raw.at
+  if t.as_of == nil then
+    at = ''
+  elseif t.as_of ~= raw.as_of then
+    if t.as_of ~= last_as_of then last_as_of, last_as_of_text = t.as_of, enc(t.as_of) end
+    at = last_as_of_text
+  end
+  local due = (t.due == raw.due) and raw.d or enc(t.due)
+  return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(t.version) .. ',' ..
+    enc(t.partition) .. ',' .. t.seg .. ',' .. enc(t.seq) .. ',' .. t.scores .. ',' .. at ..
+    ',' .. due
 end
 
 -- Scores as Python sends and reads them: "r,f,m,recency_days,as_of_ms" or ''.
@@ -150,4 +171,32 @@ local function set_due(t, due_ms, bucket, cid, due_head, hours_key)
   if redis.call('RPUSH', due_head .. string.format('%d', hour), bucket .. ':' .. cid) == 1 then
     redis.call('ZADD', hours_key, hour, hour)
   end
+end
+
+-- Read the due lists of the hours after `after` ('-inf' at first) up to as_of's hour, whole
+-- lists, until `limit` customers were found. An entry counts when the customer's profile
+-- still holds a due time in that list's hour (a later purchase moved it, and listed it
+-- under another hour) and that time has come: visit(profile, bucket, id, bucket key) is
+-- called for each such customer. Returns the hours read and each list's length then.
+local function read_due(hours_key, due_head, profiles_head, as_of, after, limit, visit)
+  local hours, lengths, found = {}, {}, 0
+  local from = after == '-inf' and '-inf' or '(' .. after
+  local listed = redis.call('ZRANGEBYSCORE', hours_key, from, math.floor(as_of / HOUR))
+  for _, hour in ipairs(listed) do
+    if found >= limit then break end
+    local list = redis.call('LRANGE', due_head .. hour, 0, -1)
+    hours[#hours + 1] = hour
+    lengths[#lengths + 1] = #list
+    local h = tonumber(hour)
+    for _, entry in ipairs(list) do
+      local bucket, cid = string.match(entry, '^(%d+):(.*)$')
+      local key = profiles_head .. bucket .. '}'
+      local t = unpack_profile(redis.call('HGET', key, cid))
+      if t and t.due and t.due <= as_of and math.floor(t.due / HOUR) == h then
+        found = found + 1
+        visit(t, bucket, cid, key)
+      end
+    end
+  end
+  return hours, lengths
 end

@@ -13,9 +13,11 @@
 -- ARGV: 1 as_of ms (decimal text), 2 due list key head,
 --       3 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
 --               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)]}
---       4.. nothing: every customer of each bucket (a full pass);
---           or one customer id per bucket key (a due pass)
--- Returns {number of customers examined, ids of the customers whose segment changes}.
+--       4 "buckets": every customer of each bucket of KEYS (a full pass), or
+--         "due": the due customers of the due lists (a due pass; see read_due in
+--         profile.lua), then 5 profile key head, 6 lists after this hour, 7 about how many
+-- Returns {number of customers examined, ids of those whose segment changes, their
+-- profiles (as read_customers.lua returns them), due hours read, each list's length}.
 local dirty_key, hours_key, codes_key = KEYS[1], KEYS[2], KEYS[3]
 local as_of_text, due_head = ARGV[1], ARGV[2]
 local as_of = tonumber(as_of_text)
@@ -37,7 +39,7 @@ local function upto(cuts, v)  -- #{cut <= v}, as bisect_right
   return n
 end
 
-local loud, examined = {}, 0
+local loud, loud_profiles, examined = {}, {}, 0
 
 -- The new packed profile if the segment stays, nil if it changes.
 local function rescore(t, cid, bucket)
@@ -60,6 +62,7 @@ local function rescore(t, cid, bucket)
   end
   if segment ~= name_of(codes_key, t.seg) then
     loud[#loud + 1] = cid
+    reply_profile(loud_profiles, t, codes_key)
     return nil
   end
   t.scores = scores
@@ -70,7 +73,9 @@ local function rescore(t, cid, bucket)
   return pack_profile(t)
 end
 
-if #ARGV == 3 then
+local mode = ARGV[4]
+local hours, lengths = {}, {}
+if mode == 'buckets' then
   for k = 4, #KEYS do
     local key = KEYS[k]
     local bucket = string.match(key, '{(%d+)}$')
@@ -87,14 +92,14 @@ if #ARGV == 3 then
       redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
     end
   end
-else
-  for i = 4, #ARGV do
-    local key, cid = KEYS[i], ARGV[i]
-    local t = unpack_profile(redis.call('HGET', key, cid))
-    if t then
-      local packed = rescore(t, cid, string.match(key, '{(%d+)}$'))
+else  -- 'due': the customers of the due lists (as due_take.lua reads them)
+  local done = {}
+  hours, lengths = read_due(hours_key, due_head, ARGV[5], as_of, ARGV[6], tonumber(ARGV[7]),
+    function(t, bucket, cid, key)
+      if done[cid] then return end
+      done[cid] = true
+      local packed = rescore(t, cid, bucket)
       if packed then redis.call('HSET', key, cid, packed) end
-    end
-  end
+    end)
 end
-return { examined, loud }
+return { examined, loud, loud_profiles, hours, lengths }
