@@ -110,8 +110,8 @@ def change_event(
 
 
 def scoring_spec(ctx: ScoringContext) -> bytes | None:
-    """What rescore_quiet.lua needs to score as ``plan_write`` does; None for a scorer it
-    does not know (then every customer takes the Python route)."""
+    """What rescore_in_redis.lua needs to score and announce as ``plan_write`` does; None
+    for a scorer it does not know (then every customer takes the Python route)."""
     scorer = ctx.scorer
     if isinstance(scorer, ThresholdScorer):
         t = scorer.thresholds
@@ -123,5 +123,15 @@ def scoring_spec(ctx: ScoringContext) -> bytes | None:
         return None
     r, f, m = cuts
     return orjson.dumps(
-        {"kind": kind, "r": list(r), "f": list(f), "m": list(m), "segments": ctx.rules.table}
+        {
+            "kind": kind,
+            "r": list(r),
+            "f": list(f),
+            "m": list(m),
+            "segments": ctx.rules.table,
+            "currency": ctx.currency,
+            "exponent": ctx.exponent,
+            "namespace": EVENT_NAMESPACE.hex,
+            "schema": SCHEMA_VERSION,
+        }
     )

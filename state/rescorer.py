@@ -21,7 +21,7 @@ from state.reads import StateReader
 from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
 from state.scripts import register
 from state.segments import SegmentRules
-from state.store import DueChunk, Quiet, StateStore
+from state.store import InRedis, StateStore
 
 BATCH = 1000
 BUCKETS_PER_CALL = 64  # ~1,000 customers a script call at a million customers
@@ -154,77 +154,56 @@ class Rescorer:
                 break  # all lost to concurrent writers, who will score them
         return total
 
-    async def due_pass(self, as_of_ms: int, quiet: bool = True) -> PassResult:
+    async def due_pass(self, as_of_ms: int, in_redis: bool = True) -> PassResult:
         """Rescore only customers whose R score can have dropped by ``as_of``."""
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="due")
         ctx = await self.contexts.current()
-        spec = scoring_spec(ctx) if quiet else None
+        spec = scoring_spec(ctx) if in_redis else None
         seen: set[str] = set()
         after: int | None = None
         while True:
             if spec is None:
                 chunk = await self.store.due_take(as_of_ms, after, BATCH)
                 ids = [i for i in chunk.ids if i not in seen]
+                seen.update(ids)
                 step = await self.rescore_ids(ids, as_of_ms, "recency", ctx)
+                hours = chunk.hours
             else:
-                done = await self.store.rescore_due(as_of_ms, spec, after, BATCH)
-                chunk = DueChunk(done.hours, [s.customer_id for s in done.loud])
-                step = await self._loud(
-                    done,
-                    [s for s in done.loud if s.customer_id not in seen],
-                    as_of_ms,
-                    "recency",
-                    ctx,
-                )
-            if not chunk.hours:
+                done = await self.store.rescore_due(as_of_ms, "recency", spec, after, BATCH)
+                step, hours = _result(as_of_ms, done), done.hours
+            if not hours:
                 break
-            after = chunk.hours[-1][0]
-            seen.update(chunk.ids)
+            after = hours[-1][0]
             total.add(step)
-            await self.store.due_retire(as_of_ms, chunk, step.lost)
+            await self.store.due_retire(as_of_ms, hours, step.lost)
             self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
 
     async def full_pass(
-        self, as_of_ms: int, cause: Cause = "rescore", quiet: bool = True
+        self, as_of_ms: int, cause: Cause = "rescore", in_redis: bool = True
     ) -> PassResult:
-        """Rescore everyone; in quintile mode first recompute the boundaries."""
+        """Rescore everyone; in quintile mode first recompute the boundaries. ``in_redis``
+        scores in Redis (rescore_in_redis.lua) instead of here, with the same result
+        (tests/integration/test_rescore_in_redis.py)."""
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="full")
         ctx = await self.contexts.current()
         if self.contexts.mode == "quintiles":
             ctx = await self._recompute_quintiles(as_of_ms)
-        spec = scoring_spec(ctx) if quiet else None
+        spec = scoring_spec(ctx) if in_redis else None
         if spec is None:
             async for ids in self.reader.scan_customer_ids(BATCH):
                 total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
                 self.on_chunk()
         else:
             async for buckets in self.reader.scan_buckets(BUCKETS_PER_CALL):
-                done = await self.store.rescore_quiet(as_of_ms, spec, buckets)
-                total.add(await self._loud(done, done.loud, as_of_ms, cause, ctx))
+                done = await self.store.rescore_buckets(as_of_ms, cause, spec, buckets)
+                total.add(_result(as_of_ms, done))
                 self.on_chunk()
         total.seconds = time.perf_counter() - started
         return total
-
-    async def _loud(
-        self,
-        done: Quiet,
-        loud: Sequence[CustomerState],
-        as_of_ms: int,
-        cause: Cause,
-        ctx: ScoringContext,
-    ) -> PassResult:
-        """Customers whose segment stays were rescored in Redis (rescore_quiet.lua); the
-        others, returned as they are, get their change events here. The result is the same
-        as the Python route's (tests/integration/test_quiet_rescoring.py)."""
-        result = await self.rescore_states(loud, as_of_ms, cause, ctx)
-        quiet = done.examined - len(done.loud)
-        result.examined += quiet
-        result.rescored += quiet
-        return result
 
     async def _recompute_quintiles(self, as_of_ms: int) -> ScoringContext:
         days: list[int] = []
@@ -246,3 +225,14 @@ class Rescorer:
 
 def _scorable(state: CustomerState | None) -> bool:
     return state is not None and state.last_ms is not None and state.orders > 0
+
+
+def _result(as_of_ms: int, done: InRedis) -> PassResult:
+    return PassResult(
+        as_of_ms=as_of_ms,
+        examined=done.examined,
+        rescored=done.examined,
+        changes=done.changes,
+        partitions=done.partitions,
+        transitions=done.transitions,
+    )

@@ -18,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from state.keys import Keys, bucket_of
-from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite
+from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite, iso_utc
 from state.reads import to_states
 from state.scripts import register
 
@@ -66,12 +66,13 @@ class DueChunk:
 
 
 @dataclass(frozen=True, slots=True)
-class Quiet:
-    """What rescore_quiet.lua did: customers examined, those left for Python (segment
-    changes) as they are now, and the due lists it read (a due pass)."""
+class InRedis:
+    """What rescore_in_redis.lua did, and the due lists it read (a due pass)."""
 
     examined: int
-    loud: list[CustomerState]
+    changes: int
+    partitions: set[int]
+    transitions: list[tuple[str | None, str | None]]
     hours: list[tuple[int, int]]
 
 
@@ -81,7 +82,7 @@ class StateStore:
         self.keys = keys
         self._apply = register(redis, "apply_orders")
         self._write = register(redis, "write_scores")
-        self._quiet = register(redis, "rescore_quiet")
+        self._rescore = register(redis, "rescore_in_redis")
         self._due_take = register(redis, "due_take")
         self._due_retire = register(redis, "due_retire")
 
@@ -172,30 +173,44 @@ class StateStore:
         )
         return [bool(r) for r in reply]
 
-    async def rescore_quiet(self, as_of_ms: int, spec: bytes, buckets: Sequence[bytes]) -> Quiet:
-        """Rescore in Redis the customers of these buckets whose segment stays."""
+    async def rescore_buckets(
+        self, as_of_ms: int, cause: str, spec: bytes, buckets: Sequence[bytes]
+    ) -> InRedis:
+        """Rescore every customer of these buckets in Redis (rescore_in_redis.lua)."""
         if not buckets:
-            return Quiet(0, [], [])
-        return await self._run_quiet(as_of_ms, spec, list(buckets), ["buckets"])
+            return InRedis(0, 0, set(), [], [])
+        return await self._in_redis(as_of_ms, cause, spec, list(buckets), ["buckets"])
 
-    async def rescore_due(self, as_of_ms: int, spec: bytes, after: int | None, limit: int) -> Quiet:
-        """Rescore in Redis the due customers (due_take's) whose segment stays."""
+    async def rescore_due(
+        self, as_of_ms: int, cause: str, spec: bytes, after: int | None, limit: int
+    ) -> InRedis:
+        """Rescore in Redis the due customers of the due lists after hour ``after``."""
         tail = ["due", self.keys.profiles_head, "-inf" if after is None else str(after), str(limit)]
-        return await self._run_quiet(as_of_ms, spec, [], tail)
+        return await self._in_redis(as_of_ms, cause, spec, [], tail)
 
-    async def _run_quiet(
-        self, as_of_ms: int, spec: bytes, buckets: list[bytes], tail: list[str]
-    ) -> Quiet:
+    async def _in_redis(
+        self, as_of_ms: int, cause: str, spec: bytes, buckets: list[bytes], tail: list[str]
+    ) -> InRedis:
         keys = self.keys
-        reply = await self._quiet(
-            keys=[keys.dirty, keys.due_hours, keys.segment_codes, *buckets],
-            args=[str(as_of_ms), keys.due_head, spec, *tail],
+        reply = await self._rescore(
+            keys=[keys.dirty, keys.due_hours, keys.segment_codes, keys.segments, *buckets],
+            args=[
+                str(as_of_ms),
+                keys.due_head,
+                keys.outbox_prefix,
+                iso_utc(as_of_ms),
+                cause,
+                spec,
+                *tail,
+            ],
         )
-        examined, loud, flat, hours, lengths = reply
-        ids = [cid.decode() for cid in loud]
-        return Quiet(
+        examined, changes, partitions, flat, hours, lengths = reply
+        names = [t.decode() or None for t in flat]
+        return InRedis(
             examined=int(examined),
-            loud=[s for s in to_states(ids, flat) if s is not None],
+            changes=int(changes),
+            partitions={int(p) for p in partitions},
+            transitions=list(zip(names[::2], names[1::2], strict=True)),
             hours=[(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)],
         )
 
@@ -216,12 +231,14 @@ class StateStore:
             ids=[cid.decode() for cid in flat[1::2]],
         )
 
-    async def due_retire(self, as_of_ms: int, chunk: DueChunk, unwritten: Sequence[str]) -> int:
-        """Drop the due lists ``chunk`` read, once their customers are rescored; lists the
-        ``unwritten`` customers again first (see due_retire.lua)."""
+    async def due_retire(
+        self, as_of_ms: int, hours: Sequence[tuple[int, int]], unwritten: Sequence[str]
+    ) -> int:
+        """Drop the due lists read (hour, length when read), once their customers are
+        rescored; lists the ``unwritten`` customers again first (see due_retire.lua)."""
         keys = self.keys
-        args: list[str | int] = [as_of_ms, keys.due_head, keys.profiles_head, len(chunk.hours)]
-        for hour, length in chunk.hours:
+        args: list[str | int] = [as_of_ms, keys.due_head, keys.profiles_head, len(hours)]
+        for hour, length in hours:
             args.extend((hour, length))
         for cid in unwritten:
             args.extend((bucket_of(cid), cid))

@@ -76,7 +76,7 @@ async def test_due_list_outlives_a_customer_the_pass_could_not_write(redis_url: 
         assert more.states[0].due_ms == due
         step = await rt.rescorer.rescore_states([s for s in stale if s], as_of, "recency")
         assert step.lost == ["a"]
-        await rt.store.due_retire(as_of, chunk, step.lost)
+        await rt.store.due_retire(as_of, chunk.hours, step.lost)
         listed = await client.lrange(keys.due(hour), 0, -1)
         assert any(entry.endswith(b":a") for entry in listed), listed
 

@@ -1,11 +1,13 @@
-"""Full and due passes rescore quiet customers in Lua (state/lua/rescore_quiet.lua): they
-must leave Redis exactly as the Python route (state/changes.py + write_scores.lua) leaves it.
+"""Full and due passes rescore customers in Lua (state/lua/rescore_in_redis.lua), change
+events included: they must leave Redis exactly as the Python route (state/changes.py +
+write_scores.lua) leaves it.
 
 Both routes run on the same generated customers, under two key prefixes of one real Redis:
-ids with escaped characters, purchases in the future, cancelled-out customers with no order
-left, customers changed between passes (dirty), four as-of times that move customers across
-recency bounds (one before some purchases; the last by a due pass in threshold mode), in
-both scoring modes. Every key either route writes is compared.
+ids with braces, percent signs, quotes, backslashes and non-ASCII characters, purchases in
+the future, cancelled-out customers with no order left, customers changed between passes
+(dirty), four as-of times that move customers across recency bounds (one before some
+purchases; the last by a due pass in threshold mode), in both scoring modes. Every key
+either route writes is compared; the change events byte for byte.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def generated_events(seed: int, customers: int, first_offset: int) -> list[Input
     rng = random.Random(seed)
     records: list[InputRecord] = []
     for i in range(customers):
-        cid = rng.choice([f"c{i}", f"c%{i}", f"c{{{i}}}", f"c}}%7B{i}"])
+        cid = rng.choice(
+            [f"c{i}", f"c%{i}", f"c{{{i}}}", f"c}}%7B{i}", f'c"{i}\\', f"Zoë/{i}\u2028\x7f"]
+        )
         for n in range(rng.choice([1, 1, 1, 2, 3, 5, 8, 12])):
             order = f"{cid}-{seed}-{n}"
             when = START - rng.randrange(-5, 400) * MS_PER_DAY - rng.randrange(MS_PER_DAY)
@@ -69,8 +73,8 @@ async def apply(rt: Runtime, records: list[InputRecord]) -> None:
 
 
 async def snapshot(client: aioredis.Redis, prefix: str) -> dict[str, Any]:
-    """Everything under the prefix, with the prefix cut off. Outbox entries are compared as
-    a set: each route meets the customers in its own SCAN order (one change each per pass)."""
+    """Everything under the prefix, with the prefix cut off. Outbox entries and due lists
+    are compared as sets: each route meets the customers in its own order."""
     out: dict[str, Any] = {}
     async for key in client.scan_iter(match=f"{prefix}:*"):
         name = key.decode()[len(prefix) :]
@@ -91,14 +95,14 @@ async def snapshot(client: aioredis.Redis, prefix: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", ["thresholds", "quintiles"])
-async def test_quiet_route_leaves_redis_as_the_python_route_does(redis_url: str, mode: str) -> None:
+async def test_redis_route_leaves_redis_as_the_python_route_does(redis_url: str, mode: str) -> None:
     python_route, lua_route = runtime(redis_url, "py", mode), runtime(redis_url, "lua", mode)
     client = aioredis.Redis.from_url(redis_url)
     try:
         history = generated_events(seed=1, customers=600, first_offset=0)
         for rt in (python_route, lua_route):
             await apply(rt, history)
-        quiet_seen = 0
+        quiet_seen = changes_seen = 0
         # The second as-of lies before some purchases (recency clamps to 0 days).
         passes = [START, START - 2 * MS_PER_DAY, START + 31 * MS_PER_DAY, START + 200 * MS_PER_DAY]
         for step, as_of in enumerate(passes):
@@ -107,10 +111,10 @@ async def test_quiet_route_leaves_redis_as_the_python_route_does(redis_url: str,
                 for rt in (python_route, lua_route):
                     await apply(rt, more)
             if step == 3 and mode == "thresholds":  # the due pass takes the same route
-                expected = await python_route.rescorer.due_pass(as_of, quiet=False)
+                expected = await python_route.rescorer.due_pass(as_of, in_redis=False)
                 got = await lua_route.rescorer.due_pass(as_of)
             else:
-                expected = await python_route.rescorer.full_pass(as_of, quiet=False)
+                expected = await python_route.rescorer.full_pass(as_of, in_redis=False)
                 got = await lua_route.rescorer.full_pass(as_of)
             assert (got.examined, got.rescored, got.changes) == (
                 expected.examined,
@@ -119,8 +123,9 @@ async def test_quiet_route_leaves_redis_as_the_python_route_does(redis_url: str,
             )
             assert sorted(got.transitions, key=str) == sorted(expected.transitions, key=str)
             quiet_seen += got.rescored - got.changes
+            changes_seen += got.changes
             assert await snapshot(client, "lua") == await snapshot(client, "py"), as_of
-        assert quiet_seen > 0  # the Lua route did write customers itself
+        assert quiet_seen > 0 and changes_seen > 0  # both kinds went through the Lua route
     finally:
         await client.aclose()
         await python_route.close()

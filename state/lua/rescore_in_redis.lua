@@ -1,0 +1,164 @@
+-- Rescore customers in Redis, change events included: the rescoring passes' route.
+--
+-- Why: a full pass over a million customers spent nearly all its time in Python reading,
+-- scoring and writing back customers, and a due pass mostly on building the change events
+-- of the customers that cross into another segment. This script does what state/changes.py
+-- (plan_write, change_event) and write_scores.lua do for a pass (never an announcement):
+-- scores, due time, segment and its counters, the change event in the outbox with the next
+-- sequence number, version + 1, not dirty. tests/integration/test_rescore_in_redis.py runs
+-- this route and the Python route on the same customers (ids with quotes, backslashes and
+-- non-ASCII characters, both scoring modes, full and due passes) and compares every key
+-- they leave, outbox events byte for byte.
+--
+-- KEYS: 1 dirty set, 2 due-hours zset, 3 segment-codes hash, 4 segments hash,
+--       5.. profile buckets
+-- ARGV: 1 as_of ms (decimal text), 2 due list key head, 3 outbox key prefix,
+--       4 as_of as the events show it (iso_utc), 5 cause,
+--       6 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
+--               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)],
+--               "currency": code, "exponent": minor-unit digits,
+--               "namespace": event id namespace (32 hex digits), "schema": schema version}
+--       7 "buckets": every customer of each bucket of KEYS (a full pass), or
+--         "due": the due customers of the due lists (a due pass; see read_due in
+--         profile.lua), then 8 profile key head, 9 lists after this hour, 10 about how many
+-- Returns {customers examined, segment changes, partitions whose outbox got one,
+-- transitions as previous, new pairs ('' for none), due hours read, each list's length}.
+local dirty_key, hours_key, codes_key, segments_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local as_of, due_head, outbox_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local as_of_iso, cause = ARGV[4], ARGV[5]
+local spec = cjson.decode(ARGV[6])
+local quintiles = spec.kind == 'quintiles'
+local rc, fc, mc, segments = spec.r, spec.f, spec.m, spec.segments
+local exponent = spec.exponent
+local namespace = string.gsub(spec.namespace, '..', function(h) return string.char(tonumber(h, 16)) end)
+local tail = ',"currency":' .. json_string(spec.currency) .. ',"as_of":' .. json_string(as_of_iso) ..
+  ',"cause":' .. json_string(cause) .. ',"sequence":'
+local schema = ',"schema_version":' .. string.format('%d', spec.schema) .. '}'
+local any_dirty = redis.call('SCARD', dirty_key) > 0
+local DAY = 86400000
+
+local function below(cuts, v)  -- #{cut < v}, as bisect_left
+  local n = 0
+  for i = 1, 4 do if cuts[i] < v then n = n + 1 end end
+  return n
+end
+
+local function upto(cuts, v)  -- #{cut <= v}, as bisect_right
+  local n = 0
+  for i = 1, 4 do if cuts[i] <= v then n = n + 1 end end
+  return n
+end
+
+-- As changes.event_id: uuid5(namespace, "<id>\31<seq>\31<previous>\31<segment>").
+local function event_id(name)
+  local h = redis.sha1hex(namespace .. name)
+  local variant = string.format('%x', 8 + tonumber(string.sub(h, 17, 17), 16) % 4)
+  return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16) ..
+    '-' .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
+end
+
+-- As money.format_minor.
+local function format_minor(minor)
+  local sign = minor < 0 and '-' or ''
+  local digits = string.format('%d', math.abs(minor))
+  if exponent == 0 then return sign .. digits end
+  if #digits < exponent + 1 then digits = string.rep('0', exponent + 1 - #digits) .. digits end
+  return sign .. string.sub(digits, 1, #digits - exponent) .. '.' .. string.sub(digits, -exponent)
+end
+
+local function json_or_null(s)
+  if s == '' then return 'null' end
+  return json_string(s)
+end
+
+local examined, changes, partitions, transitions, counts = 0, 0, {}, {}, {}
+
+local function count(name, by)
+  if name ~= '' then counts[name] = (counts[name] or 0) + by end
+end
+
+-- As changes.change_event, field for field (orjson's compact output).
+local function change_event(t, cid, previous, segment, rfm, seq)
+  local scores = rfm and (',"r":' .. rfm[1] .. ',"f":' .. rfm[2] .. ',"m":' .. rfm[3] ..
+    ',"recency_days":' .. string.format('%d', rfm[4])) or
+    ',"r":null,"f":null,"m":null,"recency_days":null'
+  local seq_text = string.format('%d', seq)
+  return '{"event_id":"' .. event_id(cid .. '\31' .. seq_text .. '\31' .. previous .. '\31' .. segment) ..
+    '","customer_id":' .. json_string(cid) .. ',"previous_segment":' .. json_or_null(previous) ..
+    ',"segment":' .. json_or_null(segment) .. scores .. ',"orders":' ..
+    string.format('%d', t.orders) .. ',"spend":"' .. format_minor(t.spend) .. '"' .. tail ..
+    seq_text .. schema
+end
+
+-- Score one customer as changes.plan_write does, and return its new packed profile.
+local function rescore(t, cid, bucket)
+  examined = examined + 1
+  local scores, segment, due, rfm = '', '', -1, nil
+  local last, orders = t.last, t.orders
+  if last and orders > 0 then  -- as changes.score_state and plan_write
+    local days = math.floor((as_of - last) / DAY)
+    if days < 0 then days = 0 end
+    local r, f, m
+    if quintiles then
+      r, f, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, t.spend)
+    else
+      local level = below(rc, days)
+      r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, t.spend)
+      if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
+    end
+    segment = segments[(r - 1) * 25 + (f - 1) * 5 + m]
+    scores = r .. f .. m .. enc(days)
+    rfm = { r, f, m, days }
+  end
+  local previous = name_of(codes_key, t.seg)
+  if segment ~= previous then  -- as write_scores.lua with the change event plan_write makes
+    count(previous, -1)
+    count(segment, 1)
+    t.seg = code_of(codes_key, segment)
+    t.seq = t.seq + 1
+    local partition = string.format('%d', t.partition)
+    redis.call('XADD', outbox_prefix .. partition, '*', 't', 'seg', 'k', cid,
+      'v', change_event(t, cid, previous, segment, rfm, t.seq), 'h', '')
+    changes = changes + 1
+    partitions[partition] = true
+    transitions[#transitions + 1] = previous
+    transitions[#transitions + 1] = segment
+  end
+  t.scores = scores
+  t.as_of = scores ~= '' and as_of or nil
+  set_due(t, due, bucket, cid, due_head, hours_key)
+  t.version = t.version + 1
+  if any_dirty then redis.call('SREM', dirty_key, cid) end
+  return pack_profile(t)
+end
+
+local mode = ARGV[7]
+local hours, lengths = {}, {}
+if mode == 'buckets' then
+  for k = 5, #KEYS do
+    local key = KEYS[k]
+    local bucket = string.match(key, '{(%d+)}$')
+    local all = redis.call('HGETALL', key)
+    local writes = {}
+    for i = 1, #all, 2 do
+      writes[#writes + 1] = all[i]
+      writes[#writes + 1] = rescore(unpack_profile(all[i + 1]), all[i], bucket)
+    end
+    for i = 1, #writes, 400 do
+      redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
+    end
+  end
+else  -- 'due'
+  local done = {}
+  hours, lengths = read_due(hours_key, due_head, ARGV[8], as_of, ARGV[9], tonumber(ARGV[10]),
+    function(t, bucket, cid, key)
+      if done[cid] then return end
+      done[cid] = true
+      redis.call('HSET', key, cid, rescore(t, cid, bucket))
+    end)
+end
+-- One counter update per segment, zero included: the Python route creates the same fields.
+for name, by in pairs(counts) do redis.call('HINCRBY', segments_key, name, by) end
+local touched = {}
+for partition in pairs(partitions) do touched[#touched + 1] = partition end
+return { examined, changes, touched, transitions, hours, lengths }
