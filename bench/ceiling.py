@@ -76,7 +76,7 @@ async def _loop(bootstrap: str, redis_url: str, topic: str, total: int) -> dict[
                 for r in records
             ]
             validated = time.perf_counter()
-            await store.apply_orders(topic, inputs)
+            await store.apply_orders(topic, inputs, with_states=False)  # as the worker
             applied = time.perf_counter()
             await consumer.commit(
                 {TopicPartition(topic, tp.partition): rs[-1].offset + 1 for tp, rs in got.items()}

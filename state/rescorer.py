@@ -140,6 +140,19 @@ class Rescorer:
                     result.transitions.append((state.segment, w.segment or None))
         return result
 
+    async def rescore_touched(
+        self, ids: Sequence[str], as_of_ms: int, cause: Cause = "order"
+    ) -> PassResult:
+        """Customers whose orders changed: scored in Redis when the scorer allows
+        (rescore_in_redis.lua, no read back, nothing to lose to a compare-and-set), else
+        here. Same result either way (tests/integration/test_rescore_in_redis.py)."""
+        ctx = await self.contexts.current()
+        spec = scoring_spec(ctx)
+        if spec is None:
+            return await self.rescore_ids(ids, as_of_ms, cause, ctx)
+        done = await self.store.rescore_ids_in_redis(as_of_ms, cause, spec, ids)
+        return _result(as_of_ms, done)
+
     async def sweep_dirty(self, as_of: Callable[[], Awaitable[int]]) -> PassResult:
         """Rescore customers an earlier process changed but did not get to score."""
         total = PassResult(as_of_ms=0, kind="dirty")
@@ -148,7 +161,7 @@ class Rescorer:
             if not ids:
                 break
             total.as_of_ms = await as_of()
-            step = await self.rescore_ids(ids, total.as_of_ms, "order")
+            step = await self.rescore_touched(ids, total.as_of_ms, "order")
             total.add(step)
             if step.rescored == 0:
                 break  # all lost to concurrent writers, who will score them

@@ -87,10 +87,15 @@ class StateStore:
         self._due_retire = register(redis, "due_retire")
 
     async def apply_orders(
-        self, topic: str, records: Sequence[InputRecord], floors: Mapping[int, int] | None = None
+        self,
+        topic: str,
+        records: Sequence[InputRecord],
+        floors: Mapping[int, int] | None = None,
+        with_states: bool = True,
     ) -> ApplyResult:
         """Raises GapError, having applied nothing, when a partition's records start after
-        the next offset Redis expects (and after its floor, if one is given)."""
+        the next offset Redis expects (and after its floor, if one is given). The touched
+        customers' profiles come back only ``with_states`` (the hot path scores in Redis)."""
         keys = self.keys
         firsts: dict[str, int] = {}
         for rec in records:
@@ -100,6 +105,7 @@ class StateStore:
             "outbox": keys.outbox_prefix,
             "firsts": firsts,
             "floors": {str(p): o for p, o in (floors or {}).items() if str(p) in firsts},
+            "states": with_states,
         }
         args: list[bytes | str] = [orjson.dumps(meta)]
         for rec in records:
@@ -124,7 +130,7 @@ class StateStore:
             outcomes=[o.decode() for o in outcomes],
             touched=ids,
             clock_ms=int(clock),
-            states=[s for s in to_states(ids, flat) if s is not None],
+            states=[s for s in to_states(ids, flat) if s is not None] if with_states else [],
         )
 
     def _event_args(self, rec: InputRecord) -> tuple[bytes, bytes, bytes]:
@@ -180,6 +186,15 @@ class StateStore:
         if not buckets:
             return InRedis(0, 0, set(), [], [])
         return await self._in_redis(as_of_ms, cause, spec, list(buckets), ["buckets"])
+
+    async def rescore_ids_in_redis(
+        self, as_of_ms: int, cause: str, spec: bytes, ids: Sequence[str]
+    ) -> InRedis:
+        """Rescore these customers in Redis (rescore_in_redis.lua)."""
+        if not ids:
+            return InRedis(0, 0, set(), [], [])
+        buckets = [self.keys.profiles_of(cid).encode() for cid in ids]
+        return await self._in_redis(as_of_ms, cause, spec, buckets, ["ids", *ids])
 
     async def rescore_due(
         self, as_of_ms: int, cause: str, spec: bytes, after: int | None, limit: int

@@ -59,7 +59,7 @@ class IsolatingApplier:
 
     async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
-        return await self.store.apply_orders(self.topic, inputs, self.floors)
+        return await self.store.apply_orders(self.topic, inputs, self.floors, with_states=False)
 
     async def _apply_one(self, rec: InputRecord) -> ApplyResult:
         # The batch passed the gap check; holes inside it (transaction markers) are not gaps.

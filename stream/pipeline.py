@@ -229,14 +229,9 @@ class OrderPipeline:
 
     async def _score(self, applied: ApplyResult, as_of: int) -> PassResult:
         touched = applied.touched
-        states = applied.states if len(applied.states) == len(touched) else None
 
         async def score() -> PassResult:
-            nonlocal states
-            if states is not None:  # the apply script returned them: no read back
-                first, states = states, None  # a retry reads afresh
-                return await self.rescorer.rescore_states(first, as_of, "order")
-            return await self.rescorer.rescore_ids(touched, as_of, "order")
+            return await self.rescorer.rescore_touched(touched, as_of, "order")
 
         try:
             return await retry_transient(

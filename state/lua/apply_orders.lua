@@ -8,7 +8,8 @@
 --   6 layout marker
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
---   "floors": {partition: offset below which everything is known to be handled}}
+--   "floors": {partition: offset below which everything is known to be handled},
+--   "states": whether to return the touched profiles}
 -- ARGV[2..]: per event three slots: descriptor JSON, original value bytes, original key bytes.
 --   descriptor for a valid event:
 --     [partition, offset, kind, profiles_key, orders_key, customer_id, order_id, amount,
@@ -222,6 +223,6 @@ local states = {}
 for _, cid in ipairs(touched_list) do
   local held = touched[cid]
   redis.call('HSET', held.key, cid, pack_profile(held.t))
-  reply_profile(states, held.t, codes_key)
+  if meta.states then reply_profile(states, held.t, codes_key) end
 end
 return { outcomes, touched_list, string.format('%d', clock), states }

@@ -1,4 +1,5 @@
--- Rescore customers in Redis, change events included: the rescoring passes' route.
+-- Rescore customers in Redis, change events included: the route of the rescoring passes
+-- and of the customers a batch of orders touched.
 --
 -- Why: a full pass over a million customers spent nearly all its time in Python reading,
 -- scoring and writing back customers, and a due pass mostly on building the change events
@@ -19,6 +20,7 @@
 --               "currency": code, "exponent": minor-unit digits,
 --               "namespace": event id namespace (32 hex digits), "schema": schema version}
 --       7 "buckets": every customer of each bucket of KEYS (a full pass), or
+--         "ids": the customers ARGV[8..], KEYS[5..] their buckets (after orders), or
 --         "due": the due customers of the due lists (a due pass; see read_due in
 --         profile.lua), then 8 profile key head, 9 lists after this hour, 10 about how many
 -- Returns {customers examined, segment changes, partitions whose outbox got one,
@@ -147,6 +149,12 @@ if mode == 'buckets' then
     for i = 1, #writes, 400 do
       redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
     end
+  end
+elseif mode == 'ids' then
+  for i = 8, #ARGV do
+    local key, cid = KEYS[i - 3], ARGV[i]
+    local t = unpack_profile(redis.call('HGET', key, cid))
+    if t then redis.call('HSET', key, cid, rescore(t, cid, string.match(key, '{(%d+)}$'))) end
   end
 else  -- 'due'
   local done = {}

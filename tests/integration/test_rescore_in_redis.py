@@ -67,9 +67,12 @@ def _record(offset: int, kind: Any, order: str, cid: str, amount: int, when: int
     return InputRecord(0, offset, cid.encode(), b"{}", event)
 
 
-async def apply(rt: Runtime, records: list[InputRecord]) -> None:
+async def apply(rt: Runtime, records: list[InputRecord]) -> list[str]:
+    touched: dict[str, None] = {}
     for i in range(0, len(records), 500):
-        await rt.store.apply_orders(TOPIC, records[i : i + 500])
+        applied = await rt.store.apply_orders(TOPIC, records[i : i + 500])
+        touched.update(dict.fromkeys(applied.touched))
+    return list(touched)
 
 
 async def snapshot(client: aioredis.Redis, prefix: str) -> dict[str, Any]:
@@ -106,6 +109,17 @@ async def test_redis_route_leaves_redis_as_the_python_route_does(redis_url: str,
         # The second as-of lies before some purchases (recency clamps to 0 days).
         passes = [START, START - 2 * MS_PER_DAY, START + 31 * MS_PER_DAY, START + 200 * MS_PER_DAY]
         for step, as_of in enumerate(passes):
+            if step == 1:  # orders arrive; the touched customers are scored as after orders
+                extra = generated_events(seed=3, customers=120, first_offset=len(history))
+                touched = await apply(python_route, extra)
+                assert await apply(lua_route, extra) == touched
+                expected = await python_route.rescorer.rescore_ids(touched, as_of, "order")
+                got = await lua_route.rescorer.rescore_touched(touched, as_of, "order")
+                assert (got.rescored, got.changes) == (expected.rescored, expected.changes)
+                assert got.changes > 0
+                assert sorted(got.transitions, key=str) == sorted(expected.transitions, key=str)
+                assert await snapshot(client, "lua") == await snapshot(client, "py"), as_of
+                history += extra
             if step == 2:  # some customers change between passes and are left unscored
                 more = generated_events(seed=2, customers=150, first_offset=len(history))
                 for rt in (python_route, lua_route):
