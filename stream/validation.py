@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -173,14 +172,20 @@ def _optional_id(doc: dict[str, Any], name: str, rules: ValidationRules) -> str 
     return value
 
 
+# Unicode category Cc is exactly these: C0 controls, DEL and C1 controls. One regex search
+# instead of a category lookup per character (the per-character loop was 8% of a worker).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _id_problem(value: str, max_length: int) -> str | None:
     if not value:
         return "must not be empty"
     if len(value) > max_length:
         return f"is {len(value)} characters long; the limit is {max_length}"
-    for position, char in enumerate(value):
-        if unicodedata.category(char) == "Cc":
-            return f"contains control character U+{ord(char):04X} at position {position}"
+    control = _CONTROL.search(value)
+    if control:
+        position = control.start()
+        return f"contains control character U+{ord(value[position]):04X} at position {position}"
     if value.isspace():
         return "must not be blank"
     return None
