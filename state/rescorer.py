@@ -1,8 +1,11 @@
 """Rescoring customers: by id (after orders), by due time (recency) and in full passes.
 
-Every path reads state, scores it in Python (``state.changes``) and writes it back with
-compare-and-set, so the hot path, the periodic job and ``rfm-stream rescore`` can all run at
-once: a result computed from stale state is dropped, never written.
+Two routes with one result (tests/integration/test_rescore_in_redis.py): in Redis
+(``rescore_in_redis.lua``: read, score, write and queue the change event in one atomic
+step) for the known scorers, the hot path and the passes; or here (``state.changes``), read
+first and written back with compare-and-set, for announcements after lost writes and any
+other scorer. Either way the hot path, the periodic job and ``rfm-stream rescore`` can all
+run at once: a result computed from stale state is never written.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 1. ``apply_orders``: one Lua call per batch applies every event (or counts it as a duplicate
    or dead letter) and records the input offsets it covered.
-2. ``write_scores``: one Lua call writes scores computed in Python, compare-and-set on the
-   version each was computed from, and queues segment changes in the outbox.
+2. ``rescore_ids_in_redis``: one Lua call scores the touched customers, writes scores and
+   segments and queues segment changes in the outbox (``write_scores`` does the same for
+   scores computed in Python, compare-and-set on the version each was computed from).
 
 A crash between the two leaves the customers in the dirty set, so whoever runs next
 rescores them; nothing depends on Kafka redelivering the events.
