@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)  # --profile writes beside it early
     with private_stack(args.keep) as stack:
         say(f"broker {stack.bootstrap}, redis {stack.redis_url}, workdir {stack.workdir}")
         results["meta"]["machine"] = machine_info(stack.redis_url, stack.redis.args[0])
