@@ -227,7 +227,7 @@ class StateStore:
             changes=int(changes),
             partitions={int(p) for p in partitions},
             transitions=list(zip(names[::2], names[1::2], strict=True)),
-            hours=[(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)],
+            hours=_hours(hours, lengths),
         )
 
     async def due_take(self, as_of_ms: int, after: int | None, limit: int) -> DueChunk:
@@ -243,7 +243,7 @@ class StateStore:
             ],
         )
         return DueChunk(
-            hours=[(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)],
+            hours=_hours(hours, lengths),
             ids=[cid.decode() for cid in flat[1::2]],
         )
 
@@ -263,3 +263,8 @@ class StateStore:
     async def rewind_offset(self, topic: str, partition: int, offset: int) -> None:
         """Forget that offsets after ``offset`` were applied: the partition was recreated."""
         await self.redis.hset(self.keys.offsets, f"{topic}:{partition}", offset)
+
+
+def _hours(hours: Sequence[bytes], lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """The due lists a script read: (hour, length when read)."""
+    return [(int(h), int(n)) for h, n in zip(hours, lengths, strict=True)]

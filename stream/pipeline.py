@@ -229,13 +229,11 @@ class OrderPipeline:
 
     async def _score(self, applied: ApplyResult, as_of: int) -> PassResult:
         touched = applied.touched
-
-        async def score() -> PassResult:
-            return await self.rescorer.rescore_touched(touched, as_of, "order")
-
         try:
             return await retry_transient(
-                score, "scoring a batch", on_retry=count_redis_error("write_scores")
+                lambda: self.rescorer.rescore_touched(touched, as_of, "order"),
+                "scoring a batch",
+                on_retry=count_redis_error("write_scores"),
             )
         except Exception:
             # The customers stay in the dirty set; the periodic sweep scores them later.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from state.model import OrderEvent, Rejection
-from stream.validation import REASONS, ValidationRules, parse_order
+from stream.validation import _CONTROL, REASONS, ValidationRules, parse_order
 from tests.support.order_payloads import (
     NOW,
     RULES,
@@ -179,3 +181,13 @@ def test_aware_datetimes_convert_exactly(moment: datetime) -> None:
     else:
         assert result.reason in ("invalid_timestamp", "timestamp_in_future")
         assert expected <= 0 or expected > NOW + SKEW
+
+
+def test_control_characters_are_exactly_unicode_category_cc() -> None:
+    """Ids are checked with one regex: it must refuse exactly what category Cc names."""
+    wrong = [
+        cp
+        for cp in range(sys.maxunicode + 1)
+        if (_CONTROL.fullmatch(chr(cp)) is not None) != (unicodedata.category(chr(cp)) == "Cc")
+    ]
+    assert wrong == []
