@@ -152,6 +152,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def stack_cpu(stack: Stack, workers: Iterable[int]) -> dict[str, float]:
+    """CPU seconds used so far by each worker (worker0, worker1, ...), Redis, the broker and
+    this bench process: on a 2-core machine they all compete for the same cores."""
+    found = {f"worker{i}": cpu_seconds(pid) for i, pid in enumerate(workers)}
+    for name, server in (("redis", stack.redis), ("broker", stack.kafka)):
+        if server.popen is not None:
+            found[name] = cpu_seconds(server.popen.pid)
+    found["bench"] = cpu_seconds(os.getpid())
+    return found
+
+
 def machine_info(redis_url: str, redis_exe: str) -> dict[str, Any]:
     client = sync_redis(redis_url)
     try:

@@ -25,8 +25,8 @@ from bench.env import (
     Stack,
     accounted,
     committed,
-    cpu_seconds,
     flush,
+    stack_cpu,
     sync_redis,
 )
 from stream.embedded import free_port
@@ -122,7 +122,7 @@ def _watch(
             n = accounted(client)
             if n:
                 if not samples:
-                    cpu = _cpu(stack, procs)
+                    cpu = stack_cpu(stack, [p.pid for p in procs])
                     if profile_to is not None:
                         spy = profile.start(procs[0].pid, profile_to)
                 samples.append((time.monotonic(), n))
@@ -130,7 +130,7 @@ def _watch(
     finally:
         client.close()
         profile.stop(spy)
-    spent = {k: v - cpu.get(k, 0.0) for k, v in _cpu(stack, procs).items()}
+    spent = {k: v - cpu.get(k, 0.0) for k, v in stack_cpu(stack, [p.pid for p in procs]).items()}
     out = _rates(samples, total)
     out["first_applied_after_s"] = round(samples[0][0] - started, 2)
     out["cpu_s_per_1000_events"] = {
@@ -140,15 +140,6 @@ def _watch(
     if profile_to is not None and spy is not None:
         out["profile"] = profile.summarise(profile_to, out["seconds"])
     return out
-
-
-def _cpu(stack: Stack, procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-    found = {f"worker{i}": cpu_seconds(p.pid) for i, p in enumerate(procs)}
-    for name, server in (("redis", stack.redis), ("broker", stack.kafka)):
-        if server.popen is not None:
-            found[name] = cpu_seconds(server.popen.pid)
-    found["bench"] = cpu_seconds(os.getpid())
-    return found
 
 
 def _rates(samples: list[tuple[float, int]], total: int) -> dict[str, Any]:
