@@ -104,6 +104,7 @@ def _latency_rows(latency: dict[str, Any], result: Any) -> list[Row]:
         return []
     lat = latency["publish_to_change_publish"]
     split = latency.get("publish_to_batch_start", {})
+    floor = latency.get("broker_alone", {})
     rate = f"at {_num(latency['achieved_rate'])} ev/s"
     p99 = lat["p99_ms"]
     return [
@@ -112,6 +113,9 @@ def _latency_rows(latency: dict[str, Any], result: Any) -> list[Row]:
          f"{p99 / 250:.2f}x  {result('latency_p99_ms_at_half_max_rate')}"),
         ("", "  of which publish>batch start p50/p99",
          f"{split.get('p50_ms', 0):.0f} / {split.get('p99_ms', 0):.0f}", "", ""),
+        ("", "  broker alone (publish>consumed) p50/p95/p99",
+         f"{floor.get('p50_ms', 0):.0f} / {floor.get('p95_ms', 0):.0f} / "
+         f"{floor.get('p99_ms', 0):.0f}", "", "same rate, no worker"),
     ]  # fmt: skip
 
 

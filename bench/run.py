@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceiling, latency, memory, report, rescoring, worker, workload
+from bench import broker_floor, ceiling, latency, memory, report, rescoring, worker, workload
 from bench.env import ROOT, Produced, Stack, create_topic, flush, machine_info, private_stack
 from bench.env import produce as publish
 
@@ -156,7 +156,9 @@ def _latency(
     # records, consumer groups) cannot weigh on this part.
     stack.kafka.restart()
     result = latency.measure(stack, rate, size.latency_s, stack.workdir)
-    return result | {"rate_source": source, "fresh_broker": True}
+    say("  the broker alone at the same rate, on a restarted broker ...")
+    floor = broker_floor.measure(stack, rate, size.latency_s)
+    return result | {"rate_source": source, "fresh_broker": True, "broker_alone": floor}
 
 
 def _rescoring(stack: Stack, size: Size, *_: Any) -> Any:

@@ -50,6 +50,9 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     assert data["latency"]["changes_seen"] == data["latency"]["orders"]
     for q in ("p50_ms", "p95_ms", "p99_ms"):
         _positive(data, "latency", "publish_to_change_publish", q)
+        _positive(data, "latency", "broker_alone", q)
+    assert data["latency"]["broker_alone"]["missing"] == 0
+    assert set(data["latency"]["cpu_cores_busy"]) == {"worker0", "redis", "broker", "bench"}
     scoring = data["rescoring"]
     for kind in ("full_pass", "due_pass"):
         _positive(data, "rescoring", kind, "seconds")

@@ -1,0 +1,68 @@
+"""The broker's own share of the latency: orders published exactly as in the latency part,
+read by a plain aiokafka consumer with the worker's fetch settings, nothing in between.
+
+Measured in the same run, on a restarted broker, at the same rate, for the same time, on a
+topic with the same partitions. The embedded tansu broker keeps everything in memory and
+its fetch costs more the longer a partition's log (seen: one producer and one consumer at
+11,800 records/s on 8 partitions took tansu from 0.4 to 1.0 core in 30 s, p99 74 -> 267
+ms; on 1 partition it stayed near 0.1-0.3 core): this floor says how much of the
+end-to-end figure the broker takes before any of our code runs. Real Kafka does not grow
+so, which is why the floor is reported beside the target, never subtracted from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.env import Stack, create_topic
+from bench.latency import publish_at, stats
+from stream.settings import Settings
+
+TOPIC = "bench-floor.orders"
+
+
+def measure(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+    stack.kafka.restart()
+    asyncio.run(create_topic(stack.bootstrap, TOPIC))
+    return asyncio.run(_run(stack.bootstrap, rate, seconds))
+
+
+async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    consumer = AIOKafkaConsumer(
+        TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=Settings.fetch_max_wait_ms,  # the worker's default
+    )
+    await producer.start()
+    await consumer.start()
+    received: dict[bytes, float] = {}
+
+    async def read() -> None:
+        while True:
+            got = await consumer.getmany(timeout_ms=100, max_records=1000)
+            now = time.time() * 1000
+            for records in got.values():
+                for r in records:
+                    if r.key is not None:
+                        received.setdefault(r.key, now)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        sent, _ = await publish_at(producer, TOPIC, rate, seconds)
+        deadline = time.monotonic() + 30
+        while len(received) < len(sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()
+    delays = sorted(received[k.encode()] - t for k, t in sent.items() if k.encode() in received)
+    return {"orders": len(sent), "missing": len(sent) - len(delays)} | stats(delays)
