@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -32,6 +33,11 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Compare-and-expire: a claim is renewed only by the relay that holds it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class OutboxRelay:
@@ -41,64 +47,87 @@ class OutboxRelay:
         self.redis, self.keys, self.publisher = redis, keys, publisher
         self.topics = {b"seg": changes_topic, b"dlq": dlq_topic}
         self._unlock = redis.register_script(_UNLOCK)
+        self._renew = redis.register_script(_RENEW)
 
     async def drain(self, partitions: Iterable[int]) -> int:
         """Publish everything waiting in these outboxes; returns how many records.
 
-        The outboxes that hold something are drained side by side: each takes several round
-        trips per chunk, and on a busy worker every round trip also waits for the hot path's
-        turn on the event loop, so one outbox after another fell behind a few thousand
-        changes a second. Empty ones cost one XLEN in a shared pipeline, not a lock."""
+        All outboxes move together, one Redis round trip and one publish per round: the
+        round trip trims what the last round published, renews or takes the claims and
+        reads the next chunks; the publish sends one Kafka batch per partition for all of
+        them and waits for the broker. Each round trip waits behind the hot path's batch
+        scripts in Redis and for its turn on the event loop, so the round trips are what a
+        change waits for: this was five per round (a length check, claim and read, publish,
+        delete and release; outboxes drained side by side, their batches for one Kafka
+        partition queued behind each other in the producer), p50 62 ms per round at 11,800
+        changes a second. The claims are given up once a round finds nothing."""
         partitions = list(partitions)
-        lengths = await self._lengths(partitions)
-        busy = [p for p, n in zip(partitions, lengths, strict=True) if n]
-        return sum(await asyncio.gather(*(self._drain_one(p) for p in busy)))
-
-    async def _drain_one(self, partition: int) -> int:
-        """Claim (SET NX with a token) and read in one round trip, delete and release in
-        another: each round trip waits behind the hot path's batch scripts in Redis."""
-        lock, stream = self.keys.relay_lock(partition), self.keys.outbox(partition)
         token = uuid.uuid4().hex.encode()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(lock, token, nx=True, ex=LOCK_SECONDS)
-            pipe.xrange(stream, "-", "+", count=CHUNK)
-            claimed, entries = await pipe.execute()
-        if not claimed:
-            return 0  # another relay is on it
+        held: set[int] = set()
+        done: dict[int, str] = {}  # outbox -> trim point of what was published and acked
         total = 0
         try:
-            while entries:
-                with metrics.OUTBOX_PUBLISH_SECONDS.time():
-                    await self.publisher.publish([self._record(f) for _, f in entries])
-                for kind, n in Counter(f.get(b"t", b"?") for _, f in entries).items():
-                    metrics.OUTBOX_PUBLISHED.labels(_KINDS.get(kind, "other")).inc(n)
+            while True:
+                entries = await self._next_round(partitions, token, held, done)
+                done = {}
+                if not entries:
+                    break
+                await self._publish([e for chunk in entries.values() for e in chunk])
                 faults.hit("relay_published")
-                total += len(entries)
-                done = _after(entries[-1][0])
-                if len(entries) < CHUNK:
-                    await self._release(lock, token, stream, done)
-                    return total
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.xtrim(stream, minid=done, approximate=False)
-                    pipe.expire(lock, LOCK_SECONDS)
-                    pipe.xrange(stream, "-", "+", count=CHUNK)
-                    entries = (await pipe.execute())[2]
-            await self._release(lock, token, stream, None)
-            return total
-        except BaseException:
-            await asyncio.shield(self._release(lock, token, stream, None))
-            raise
+                total += sum(len(chunk) for chunk in entries.values())
+                done = {p: trim_point(chunk[-1][0]) for p, chunk in entries.items()}
+        finally:
+            if held:
+                await asyncio.shield(self._release(held, token, done))
+        return total
 
-    async def _release(self, lock: str, token: bytes, stream: str, done: str | None) -> None:
-        """Delete the published entries (every one before ``done``) and give the outbox
-        up, if it is still ours."""
+    async def _next_round(
+        self, partitions: list[int], token: bytes, held: set[int], done: dict[int, str]
+    ) -> dict[int, list[Any]]:
+        """Trim, claim (SET NX with a token, or renew what is still ours) and read, pipelined."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            if done:
-                pipe.xtrim(stream, minid=done, approximate=False)
-            await self._unlock(keys=[lock], args=[token], client=pipe)
-            *_, ours = await pipe.execute()
-        if not ours:
-            log.warning("relay lock of outbox %s expired while relaying", stream)
+            for p in partitions:
+                lock, stream = self.keys.relay_lock(p), self.keys.outbox(p)
+                if p in done:
+                    pipe.xtrim(stream, minid=done[p], approximate=False)
+                if p in held:
+                    await self._renew(keys=[lock], args=[token, LOCK_SECONDS], client=pipe)
+                else:
+                    pipe.set(lock, token, nx=True, ex=LOCK_SECONDS)
+                pipe.xrange(stream, "-", "+", count=CHUNK)
+            answers = iter(await pipe.execute())
+        entries: dict[int, list[Any]] = {}
+        for p in partitions:
+            if p in done:
+                next(answers)
+            claimed, chunk = next(answers), next(answers)
+            if claimed:
+                held.add(p)
+            elif p in held:  # expired while this relay stalled; someone else may have it
+                log.warning("relay lock of outbox %d expired while relaying", p)
+                held.discard(p)
+            if p in held and chunk:  # another relay's outbox is left alone
+                entries[p] = chunk
+        return entries
+
+    async def _publish(self, entries: list[Any]) -> None:
+        with metrics.OUTBOX_PUBLISH_SECONDS.time():
+            await self.publisher.publish([self._record(f) for _, f in entries])
+        for kind, n in Counter(f.get(b"t", b"?") for _, f in entries).items():
+            metrics.OUTBOX_PUBLISHED.labels(_KINDS.get(kind, "other")).inc(n)
+
+    async def _release(self, held: set[int], token: bytes, done: dict[int, str]) -> None:
+        """Delete what the last round published and give the outboxes up, those still ours."""
+        ordered = sorted(held)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p, point in done.items():
+                pipe.xtrim(self.keys.outbox(p), minid=point, approximate=False)
+            for p in ordered:
+                await self._unlock(keys=[self.keys.relay_lock(p)], args=[token], client=pipe)
+            ours = (await pipe.execute())[len(done) :]
+        lost = [p for p, kept in zip(ordered, ours, strict=True) if not kept]
+        if lost:
+            log.warning("relay locks of outboxes %s expired while relaying", lost)
 
     def _record(self, fields: dict[bytes, bytes]) -> OutgoingRecord:
         headers: tuple[tuple[str, bytes], ...] = ()
@@ -134,7 +163,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
 
-def _after(entry_id: bytes) -> str:
+def trim_point(entry_id: bytes) -> str:
     """The smallest stream id after ``entry_id``. The relay reads an outbox from its start,
     in order, and only the claim holder deletes, so trimming everything below it deletes
     exactly what was published: one argument instead of one id per entry (XDEL)."""
