@@ -35,6 +35,11 @@ async def _fill(client: aioredis.Redis, keys: Keys, sizes: dict[int, int]) -> No
             await pipe.execute()
 
 
+async def _xrange_calls(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_xrange", {}).get("calls", 0))
+
+
 async def _lengths(client: aioredis.Redis, keys: Keys, partitions: range) -> list[int]:
     return [int(await client.xlen(keys.outbox(p))) for p in partitions]
 
@@ -87,6 +92,14 @@ async def test_drain_leaves_an_outbox_another_relay_holds(
         assert await _lengths(client, keys, range(4)) == [0, 0, 10, 0]
         assert await client.get(keys.relay_lock(2)) == b"other-worker"
         assert await client.get(keys.relay_lock(1)) is None
+
+        # While another relay holds every outbox, a drain reads none of them.
+        for p in range(4):
+            await client.set(keys.relay_lock(p), b"other-worker", ex=60)
+        reads = await _xrange_calls(client)
+        assert await relay.drain(range(4)) == 0
+        assert await _xrange_calls(client) == reads
+        assert await _lengths(client, keys, range(4)) == [0, 0, 10, 0]
     finally:
         await publisher.stop()
         await client.aclose()
