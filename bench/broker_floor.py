@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.env import Stack, create_topic
-from bench.latency import publish_at, stats
+from bench.latency import by_fifth, publish_at, stats
 from stream.settings import Settings
 
 TOPIC = "bench-floor.orders"
@@ -64,5 +64,6 @@ async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
         await asyncio.gather(reader, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
-    delays = sorted(received[k.encode()] - t for k, t in sent.items() if k.encode() in received)
-    return {"orders": len(sent), "missing": len(sent) - len(delays)} | stats(delays)
+    in_order = [received[k.encode()] - t for k, t in sent.items() if k.encode() in received]
+    outcome = {"orders": len(sent), "missing": len(sent) - len(in_order)}
+    return outcome | stats(sorted(in_order)) | by_fifth(in_order)

@@ -231,7 +231,6 @@ def _summary(
 ) -> dict[str, Any]:
     broker = sorted(float(seen[c] - t) for c, t in sent.items() if c in seen)
     in_order = [float(seen[c] - t) for c, t in sent.items() if c in seen]  # by publish time
-    fifth = max(1, len(in_order) // 5)
     return {
         "target_rate": round(rate, 1),
         "achieved_rate": round(len(sent) / elapsed, 1) if elapsed else 0.0,
@@ -239,7 +238,16 @@ def _summary(
         "changes_seen": len(broker),
         "missing": len(sent) - len(broker),
         "publish_to_change_publish": stats(broker),
-        # Rising from the first to the last fifth of the orders: the worker falls behind.
-        "p50_ms_first_fifth": round(_percentile(sorted(in_order[:fifth]), 50), 1),
-        "p50_ms_last_fifth": round(_percentile(sorted(in_order[-fifth:]), 50), 1),
+    } | by_fifth(in_order)
+
+
+def by_fifth(in_order: list[float]) -> dict[str, float]:
+    """p50 and p99 of the first and the last fifth of the orders, by publish time: rising
+    means the run falls behind, or (see ``broker_alone``) the broker slows as it grows."""
+    fifth = max(1, len(in_order) // 5)
+    parts = {"first": sorted(in_order[:fifth]), "last": sorted(in_order[-fifth:])}
+    return {
+        f"p{q}_ms_{name}_fifth": round(_percentile(values, q), 1)
+        for q in (50, 99)
+        for name, values in parts.items()
     }
