@@ -169,7 +169,9 @@ async def publish_at(
             key = customer.encode()
             now = int(time.time() * 1000)
             partition = choose(key, partitions, partitions)
-            batch = batches.get(partition) or batches.setdefault(partition, producer.create_batch())
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
             if batch.append(key=key, value=_purchase(customer, now), timestamp=now) is None:
                 acks.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[partition] = producer.create_batch()

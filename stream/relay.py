@@ -77,7 +77,7 @@ class OutboxRelay:
                     await self._publish([e for chunk in entries.values() for e in chunk])
                     faults.hit("relay_published")
                     total += sum(len(chunk) for chunk in entries.values())
-                    done = {p: trim_point(chunk[-1][0]) for p, chunk in entries.items()}
+                    done = {p: _trim_point(chunk[-1][0]) for p, chunk in entries.items()}
         finally:
             if held:
                 await asyncio.shield(self._release(held, token, done))
@@ -165,7 +165,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
 
-def trim_point(entry_id: bytes) -> str:
+def _trim_point(entry_id: bytes) -> str:
     """The smallest stream id after ``entry_id``. The relay reads an outbox from its start,
     in order, and only the claim holder deletes, so trimming everything below it deletes
     exactly what was published: one argument instead of one id per entry (XDEL)."""
