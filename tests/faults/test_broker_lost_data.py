@@ -54,6 +54,13 @@ def test_broker_that_lost_its_data_is_recovered_from(
     try:
         produce(broker.url, settings.orders_topic, before)
         wait_until(lambda: accounted(redis_url) == 400, 60, "first records applied", worker)
+        # Nothing in flight to the broker when it dies: tansu acknowledges records sent
+        # right after a topic is recreated and then does not return some of them (seen
+        # with a bare aiokafka producer, no worker: a publish in flight at the kill, then
+        # the first publish after the recreation fails with UnknownError and its retry is
+        # acknowledged with 10 of 200 records never read back). Real Kafka keeps what it
+        # acknowledged; that quirk is not what this test is about.
+        wait_until(lambda: outbox_empty(redis_url), 60, "first changes relayed", worker)
         broker.kill()
         broker.restart()  # empty: every topic and offset is gone
         wait_until(
