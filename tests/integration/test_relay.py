@@ -5,7 +5,8 @@ never get wrong: order, completeness, other relays' claims, and failures."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,6 +26,48 @@ class BrokenPublisher(Publisher):
         raise ConnectionError("broker went away")
 
 
+@dataclass
+class Outboxes:
+    """A Redis client and key prefix private to one test, and the publishers it made
+    (stopped, with the client, when the test ends)."""
+
+    client: aioredis.Redis
+    keys: Keys
+    bootstrap: str
+    prefix: str
+    publishers: list[Publisher] = field(default_factory=list)
+
+    def publisher(self, cls: type[Publisher] = Publisher) -> Publisher:
+        self.publishers.append(cls(self.bootstrap))
+        return self.publishers[-1]
+
+    def relay(self, publisher: Publisher) -> OutboxRelay:
+        return OutboxRelay(
+            self.client, self.keys, publisher, f"{self.prefix}.changes", f"{self.prefix}.dlq"
+        )
+
+    async def lengths(self, partitions: range) -> list[int]:
+        return [int(await self.client.xlen(self.keys.outbox(p))) for p in partitions]
+
+    async def locks(self) -> list[bytes]:
+        return [k async for k in self.client.scan_iter(match=f"{self.keys.prefix}:relay-lock:*")]
+
+
+@pytest.fixture
+async def outboxes(
+    redis_url: str, kafka_bootstrap: str, topic_prefix: str
+) -> AsyncIterator[Outboxes]:
+    box = Outboxes(
+        aioredis.from_url(redis_url), Keys(f"{topic_prefix}-relay"), kafka_bootstrap, topic_prefix
+    )
+    try:
+        yield box
+    finally:
+        for publisher in box.publishers:
+            await publisher.stop()
+        await box.client.aclose()
+
+
 async def _fill(client: aioredis.Redis, keys: Keys, sizes: dict[int, int]) -> None:
     for partition, n in sizes.items():
         async with client.pipeline(transaction=False) as pipe:
@@ -40,32 +83,21 @@ async def _xrange_calls(client: aioredis.Redis) -> int:
     return int(stats.get("cmdstat_xrange", {}).get("calls", 0))
 
 
-async def _lengths(client: aioredis.Redis, keys: Keys, partitions: range) -> list[int]:
-    return [int(await client.xlen(keys.outbox(p))) for p in partitions]
-
-
 async def test_drain_publishes_every_outbox_in_order_and_empties_them(
-    redis_url: str, kafka_bootstrap: str, topic_prefix: str
+    outboxes: Outboxes,
 ) -> None:
-    client = aioredis.from_url(redis_url)
-    keys = Keys(f"{topic_prefix}-relay")
-    changes, dead = f"{topic_prefix}.changes", f"{topic_prefix}.dlq"
-    publisher = Publisher(kafka_bootstrap)
     sizes = {0: 2 * CHUNK + 17, 3: 5, 5: 1}  # outbox 0 takes three rounds
-    try:
-        await _fill(client, keys, sizes)
-        relay = OutboxRelay(client, keys, publisher, changes, dead)
-        assert await relay.drain(range(8)) == sum(sizes.values())
-        assert await _lengths(client, keys, range(8)) == [0] * 8
-        assert [k async for k in client.scan_iter(match=f"{keys.prefix}:relay-lock:*")] == []
-        assert await relay.drain(range(8)) == 0  # nothing is published twice
-    finally:
-        await publisher.stop()
-        await client.aclose()
+    await _fill(outboxes.client, outboxes.keys, sizes)
+    relay = outboxes.relay(outboxes.publisher())
+    assert await relay.drain(range(8)) == sum(sizes.values())
+    assert await outboxes.lengths(range(8)) == [0] * 8
+    assert await outboxes.locks() == []
+    assert await relay.drain(range(8)) == 0  # nothing is published twice
 
+    changes, dead = f"{outboxes.prefix}.changes", f"{outboxes.prefix}.dlq"
     published = [
-        *await asyncio.to_thread(read_topic, kafka_bootstrap, changes),
-        *await asyncio.to_thread(read_topic, kafka_bootstrap, dead),
+        *await asyncio.to_thread(read_topic, outboxes.bootstrap, changes),
+        *await asyncio.to_thread(read_topic, outboxes.bootstrap, dead),
     ]
     by_outbox: dict[int, list[int]] = {}
     for r in published:
@@ -78,62 +110,44 @@ async def test_drain_publishes_every_outbox_in_order_and_empties_them(
         assert sorted(by_outbox[partition]) == list(range(n))
 
 
-async def test_drain_leaves_an_outbox_another_relay_holds(
-    redis_url: str, kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    client = aioredis.from_url(redis_url)
-    keys = Keys(f"{topic_prefix}-relay")
-    publisher = Publisher(kafka_bootstrap)
-    try:
-        await _fill(client, keys, {1: 10, 2: 10})
-        await client.set(keys.relay_lock(2), b"other-worker", ex=60)
-        relay = OutboxRelay(client, keys, publisher, f"{topic_prefix}.c", f"{topic_prefix}.d")
-        assert await relay.drain(range(4)) == 10
-        assert await _lengths(client, keys, range(4)) == [0, 0, 10, 0]
-        assert await client.get(keys.relay_lock(2)) == b"other-worker"
-        assert await client.get(keys.relay_lock(1)) is None
+async def test_drain_leaves_an_outbox_another_relay_holds(outboxes: Outboxes) -> None:
+    client, keys = outboxes.client, outboxes.keys
+    await _fill(client, keys, {1: 10, 2: 10})
+    await client.set(keys.relay_lock(2), b"other-worker", ex=60)
+    relay = outboxes.relay(outboxes.publisher())
+    assert await relay.drain(range(4)) == 10
+    assert await outboxes.lengths(range(4)) == [0, 0, 10, 0]
+    assert await client.get(keys.relay_lock(2)) == b"other-worker"
+    assert await client.get(keys.relay_lock(1)) is None
 
-        # While another relay holds every outbox, a drain reads none of them.
-        for p in range(4):
-            await client.set(keys.relay_lock(p), b"other-worker", ex=60)
-        reads = await _xrange_calls(client)
-        assert await relay.drain(range(4)) == 0
-        assert await _xrange_calls(client) == reads
-        assert await _lengths(client, keys, range(4)) == [0, 0, 10, 0]
-    finally:
-        await publisher.stop()
-        await client.aclose()
+    # While another relay holds every outbox, a drain reads none of them.
+    for p in range(4):
+        await client.set(keys.relay_lock(p), b"other-worker", ex=60)
+    reads = await _xrange_calls(client)
+    assert await relay.drain(range(4)) == 0
+    assert await _xrange_calls(client) == reads
+    assert await outboxes.lengths(range(4)) == [0, 0, 10, 0]
 
 
 async def test_a_failed_publish_keeps_the_entries_and_gives_the_outboxes_up(
-    redis_url: str, kafka_bootstrap: str, topic_prefix: str
+    outboxes: Outboxes,
 ) -> None:
-    client = aioredis.from_url(redis_url)
-    keys = Keys(f"{topic_prefix}-relay")
-    broken = BrokenPublisher(kafka_bootstrap)
-    publisher = Publisher(kafka_bootstrap)
-    changes, dead = f"{topic_prefix}.changes", f"{topic_prefix}.dlq"
-    try:
-        await _fill(client, keys, {0: 30, 6: 3})
-        with pytest.raises(ConnectionError):
-            await OutboxRelay(client, keys, broken, changes, dead).drain(range(8))
-        assert await _lengths(client, keys, range(8)) == [30, 0, 0, 0, 0, 0, 3, 0]
-        assert [k async for k in client.scan_iter(match=f"{keys.prefix}:relay-lock:*")] == []
-        # The next relay publishes all of it.
-        assert await OutboxRelay(client, keys, publisher, changes, dead).drain(range(8)) == 33
-        assert await _lengths(client, keys, range(8)) == [0] * 8
-    finally:
-        await publisher.stop()
-        await client.aclose()
+    await _fill(outboxes.client, outboxes.keys, {0: 30, 6: 3})
+    with pytest.raises(ConnectionError):
+        await outboxes.relay(outboxes.publisher(BrokenPublisher)).drain(range(8))
+    assert await outboxes.lengths(range(8)) == [30, 0, 0, 0, 0, 0, 3, 0]
+    assert await outboxes.locks() == []
+    # The next relay publishes all of it.
+    assert await outboxes.relay(outboxes.publisher()).drain(range(8)) == 33
+    assert await outboxes.lengths(range(8)) == [0] * 8
 
 
 async def test_a_relay_whose_claim_expired_stops_reading_that_outbox(
-    redis_url: str, kafka_bootstrap: str, topic_prefix: str
+    outboxes: Outboxes,
 ) -> None:
     """While this relay waited for the broker its claim on outbox 0 expired and another
     worker took it: what is added afterwards is the other worker's to publish."""
-    client = aioredis.from_url(redis_url)
-    keys = Keys(f"{topic_prefix}-relay")
+    client, keys = outboxes.client, outboxes.keys
 
     class TakenOver(Publisher):
         async def publish(self, records: Sequence[OutgoingRecord]) -> None:
@@ -142,13 +156,8 @@ async def test_a_relay_whose_claim_expired_stops_reading_that_outbox(
                 await client.set(keys.relay_lock(0), b"other-worker", ex=60)
                 await _fill(client, keys, {0: 4, 1: 2})
 
-    publisher = TakenOver(kafka_bootstrap)
-    try:
-        await _fill(client, keys, {0: 10, 1: 10})
-        relay = OutboxRelay(client, keys, publisher, f"{topic_prefix}.c", f"{topic_prefix}.d")
-        assert await relay.drain(range(2)) == 22  # 10 + 10, then outbox 1's 2 more
-        assert await _lengths(client, keys, range(2)) == [4, 0]
-        assert await client.get(keys.relay_lock(0)) == b"other-worker"
-    finally:
-        await publisher.stop()
-        await client.aclose()
+    await _fill(client, keys, {0: 10, 1: 10})
+    relay = outboxes.relay(outboxes.publisher(TakenOver))
+    assert await relay.drain(range(2)) == 22  # 10 + 10, then outbox 1's 2 more
+    assert await outboxes.lengths(range(2)) == [4, 0]
+    assert await client.get(keys.relay_lock(0)) == b"other-worker"
