@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.env import Stack, create_topic
-from bench.latency import by_fifth, publish_at, stats
+from bench.latency import by_fifth, planned_orders, publish_at, stats
 from stream.settings import Settings
 
 TOPIC = "bench-floor.orders"
@@ -56,7 +56,8 @@ async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
 
     reader = asyncio.ensure_future(read())
     try:
-        sent, _ = await publish_at(producer, TOPIC, rate, seconds)
+        orders = await planned_orders(producer, TOPIC, int(rate * seconds))
+        sent, _ = await publish_at(producer, TOPIC, orders, rate)
         deadline = time.monotonic() + 30
         while len(received) < len(sent) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
