@@ -1,0 +1,51 @@
+"""A full pass keeps one script call in flight while it reads the last reply: a failure
+must still surface as the pass's error, with no call left running behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from bench.rescoring import AS_OF, load, runtime_for
+from state.store import InRedis
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_failed_chunk_fails_the_pass_and_leaves_no_call_running(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_for(redis_url)
+    try:
+        await load(runtime.store, 2_000)  # ~2,000 buckets: about 31 calls of 64
+        real, calls = runtime.store.rescore_buckets, Counter[str]()
+
+        async def third_fails(*args: Any) -> InRedis:
+            calls["started"] += 1
+            number = calls["started"]
+            try:
+                await asyncio.sleep(0.05)  # still running when the next call is sent
+                if number == 3:
+                    raise ConnectionError("Redis went away")
+                return await real(*args)
+            except asyncio.CancelledError:
+                calls["cancelled"] += 1
+                raise
+            finally:
+                calls["ended"] += 1
+
+        monkeypatch.setattr(runtime.store, "rescore_buckets", third_fails)
+        with pytest.raises(ConnectionError, match="Redis went away"):
+            await runtime.rescorer.full_pass(AS_OF)
+        assert calls["started"] == 4  # the fourth was in flight when the third failed
+        assert calls["ended"] == calls["started"]
+        assert calls["cancelled"] == 1
+
+        monkeypatch.undo()
+        done = await runtime.rescorer.full_pass(AS_OF)
+        assert done.examined == 2_000
+    finally:
+        await runtime.close()
