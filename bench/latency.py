@@ -153,9 +153,10 @@ async def _warm_up(producer: AIOKafkaProducer, changes: _Changes) -> None:
 
 # How long the bench's producer gathers orders before it sends them, as a platform's Kafka
 # client would (linger.ms). The embedded broker stores each produced batch as an object and
-# its fetch cost grows with their count per partition: at 11,800 orders/s, 2 ms batches took
-# it from 0.4 to 1.0 core in 30 s (its own p99 74 -> 703 ms); 10 ms batches kept it flat
-# (p99 84 ms). The wait is counted: each order's time is when it was due, not when sent.
+# its fetch cost grows with their count per partition: alone at 10,500 orders/s, 2 ms
+# batches took 26 s of its CPU in 30 s and its p99 from 71 to 703 ms (first to last fifth);
+# 10 ms batches 17 s and 74 -> 101 ms. The wait is counted: each order's time is when it
+# was due, not when it was sent.
 LINGER_S = 0.010
 
 

@@ -225,8 +225,8 @@ class Rescorer:
         """One script call per chunk of buckets, the next one sent before the last reply
         is read: Redis runs them one after the other either way, but it need not wait while
         this process scans and reads replies (at 200,000 customers Redis was busy 4.0 s and
-        Python 1.8 s of a 5.7 s pass, never at the same time). A bucket belongs to one
-        call at a time, since each call is one script."""
+        Python 1.8 s of a 5.7 s pass, never at the same time). Two calls never interleave:
+        each is one script, which Redis runs whole."""
         in_flight: list[asyncio.Future[InRedis]] = []
         try:
             async for buckets in self.reader.scan_buckets(BUCKETS_PER_CALL):
