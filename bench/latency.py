@@ -264,8 +264,8 @@ def stats(values: list[float]) -> dict[str, float]:
 def _summary(
     sent: dict[str, int], seen: dict[str, int], rate: float, elapsed: float
 ) -> dict[str, Any]:
-    broker = sorted(float(seen[c] - t) for c, t in sent.items() if c in seen)
     in_order = [float(seen[c] - t) for c, t in sent.items() if c in seen]  # by publish time
+    broker = sorted(in_order)
     return {
         "target_rate": round(rate, 1),
         "achieved_rate": round(len(sent) / elapsed, 1) if elapsed else 0.0,
