@@ -29,38 +29,58 @@ end
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 local PROFILE = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$'
 
+-- enc and dec run several times for every profile a script reads or writes, so they avoid
+-- what costs most in Redis's Lua (counted with callgrind): a new string per digit (enc
+-- builds the bytes in one reused buffer) and decoding the same short text again (counters,
+-- partitions, small offsets are memoised).
+local BYTES, buffer = {}, {}
+for d = 0, 35 do BYTES[d] = string.byte(DIGITS, d + 1) end
+local SMALL = {}  -- enc() of 0..4095: versions, partitions, seqs, recency days, codes
 local function enc(n)
   if n == nil then return '' end
-  local negative = n < 0
-  if negative then n = -n end
-  local s = ''
+  local small = n >= 0 and n < 4096
+  if small and SMALL[n] then return SMALL[n] end
+  local m, i = n, 32
+  if n < 0 then m = -n end
   repeat
-    local d = n % 36
-    s = string.sub(DIGITS, d + 1, d + 1) .. s
-    n = (n - d) / 36
-  until n == 0
-  if negative then return '-' .. s end
+    local d = m % 36
+    i = i - 1
+    buffer[i] = BYTES[d]
+    m = (m - d) / 36
+  until m == 0
+  local s = string.char(unpack(buffer, i, 31))
+  if n < 0 then return '-' .. s end
+  if small then SMALL[n] = s end
   return s
 end
 
+local DECODED = {}  -- dec() of texts up to 3 characters
 local function dec(s)
+  local n = DECODED[s]
+  if n then return n end
   if s == nil or s == '' then return nil end
-  if string.byte(s, 1) == 45 then return -tonumber(string.sub(s, 2), 36) end
-  return tonumber(s, 36)
+  if s < '0' then  -- '-' sorts before every digit
+    n = -tonumber(string.sub(s, 2), 36)
+  else
+    n = tonumber(s, 36)
+  end
+  if #s <= 3 then DECODED[s] = n end
+  return n
 end
 
--- The text each number was read from is kept (raw) so that packing a profile again only
--- encodes the numbers that changed: a quiet rescore changes two or three of them.
+-- The numbers and text each profile was read from are kept (was_*, text_*) so that packing
+-- it again only encodes the numbers that changed: a quiet rescore changes two or three. One
+-- table, not two: every script that reads a profile pays for building it.
 local function unpack_profile(value)  -- nil for a customer that does not exist
   if not value then return nil end
   local f, l, n, sp, v, p, g, q, sc, at, due = string.match(value, PROFILE)
-  local first = dec(f)
-  local t = { first = first, last = first and first + dec(l), orders = dec(n), spend = dec(sp),
-    version = dec(v), partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = dec(at),
-    due = dec(due) }
-  t.raw = { first = t.first, last = t.last, orders = t.orders, spend = t.spend,
-    as_of = t.as_of, due = t.due, f = f, l = l, n = n, sp = sp, at = at, d = due }
-  return t
+  local first, orders, spend, as_of, due_ms = dec(f), dec(n), dec(sp), dec(at), dec(due)
+  local last = first and first + dec(l)
+  return { first = first, last = last, orders = orders, spend = spend, version = dec(v),
+    partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = as_of, due = due_ms,
+    was_first = first, was_last = last, was_orders = orders, was_spend = spend,
+    was_as_of = as_of, was_due = due_ms,
+    text_f = f, text_l = l, text_n = n, text_sp = sp, text_at = at, text_due = due }
 end
 
 local function new_profile()
@@ -69,20 +89,20 @@ end
 
 local last_as_of, last_as_of_text  -- a pass writes one as_of to every customer
 local function pack_profile(t)
-  local raw = t.raw or {}
-  local f = (t.first == raw.first) and raw.f or enc(t.first)
-  local l = (t.first == raw.first and t.last == raw.last) and raw.l or
+  local same_first = t.first == t.was_first
+  local f = same_first and t.text_f or enc(t.first)
+  local l = (same_first and t.last == t.was_last) and t.text_l or
     enc(t.first and t.last - t.first)
-  local n = (t.orders == raw.orders) and raw.n or enc(t.orders)
-  local sp = (t.spend == raw.spend) and raw.sp or enc(t.spend)
-  local at = raw.at
+  local n = (t.orders == t.was_orders) and t.text_n or enc(t.orders)
+  local sp = (t.spend == t.was_spend) and t.text_sp or enc(t.spend)
+  local at = t.text_at
   if t.as_of == nil then
     at = ''
-  elseif t.as_of ~= raw.as_of then
+  elseif t.as_of ~= t.was_as_of then
     if t.as_of ~= last_as_of then last_as_of, last_as_of_text = t.as_of, enc(t.as_of) end
     at = last_as_of_text
   end
-  local due = (t.due == raw.due) and raw.d or enc(t.due)
+  local due = (t.due == t.was_due) and t.text_due or enc(t.due)
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(t.version) .. ',' ..
     enc(t.partition) .. ',' .. t.seg .. ',' .. enc(t.seq) .. ',' .. t.scores .. ',' .. at ..
     ',' .. due
@@ -136,9 +156,18 @@ local function name_of(key, code)
   return names[code] or error('segment code ' .. code .. ' is not in ' .. key)
 end
 
+local DECIMAL = {}  -- decimal text of 0..4095: orders, seqs, partitions, recency days
+local function decimal(n)
+  local s = DECIMAL[n]
+  if s then return s end
+  s = string.format('%d', n)
+  if n >= 0 and n < 4096 then DECIMAL[n] = s end
+  return s
+end
+
 local function num(n)
   if n == nil then return false end
-  return string.format('%d', n)
+  return decimal(n)
 end
 
 -- Append a profile to a script's reply as PROFILE_FIELDS: f l n $ v p g q s due.
@@ -208,5 +237,6 @@ local function json_escape(c)
   return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
 end
 local function json_string(s)
+  if not string.find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end
   return '"' .. (string.gsub(s, '[%z\1-\31"\\]', json_escape)) .. '"'
 end
