@@ -49,3 +49,19 @@ async def test_a_failed_chunk_fails_the_pass_and_leaves_no_call_running(
         assert done.examined == 2_000
     finally:
         await runtime.close()
+
+
+async def test_a_large_store_lists_its_buckets_by_number_and_misses_none(redis_url: str) -> None:
+    runtime = runtime_for(redis_url)
+    try:
+        await load(runtime.store, 2_000)
+        ids = [f"c{i:07d}" for i in range(2_000)]
+        before = {s.customer_id: s.version for s in await runtime.reader.customers(ids) if s}
+        runtime.rescorer.enumerate_from_keys = 0  # as a store with more keys than buckets
+        done = await runtime.rescorer.full_pass(AS_OF)
+        assert done.examined == 2_000
+        after = await runtime.reader.customers(ids)
+        assert all(s is not None and s.version == before[s.customer_id] + 1 for s in after)
+        assert {s.as_of_ms for s in after if s is not None} == {AS_OF}
+    finally:
+        await runtime.close()
