@@ -2,7 +2,7 @@
 -- (read_due in profile.lua says which entries count).
 --
 -- Nothing is deleted here: due_retire.lua drops a list once its customers are rescored, so
--- a crash in between loses nothing. This is the Python route's reader; rescore_quiet.lua
+-- a crash in between loses nothing. This is the Python route's reader; rescore_in_redis.lua
 -- reads the lists itself.
 -- KEYS: 1 due-hours zset
 -- ARGV: 1 as_of ms, 2 due list key head, 3 profile key head ("P:b:{"),

@@ -191,22 +191,29 @@ end
 
 -- A due-list entry is only added when the due time moves to another hour: the entry of the
 -- old hour stays valid for a due time anywhere in that hour (due passes read the profile).
-local function set_due(t, due_ms, bucket, cid, due_head, hours_key)
-  local old = t.due
-  if due_ms < 0 then t.due = nil return end
-  t.due = due_ms
+-- old_ms and due_ms may be nil (no due time).
+local function list_due(old_ms, due_ms, bucket, cid, due_head, hours_key)
+  if due_ms == nil then return end
   local hour = math.floor(due_ms / HOUR)
-  if old and math.floor(old / HOUR) == hour then return end
+  if old_ms and math.floor(old_ms / HOUR) == hour then return end
   if redis.call('RPUSH', due_head .. string.format('%d', hour), bucket .. ':' .. cid) == 1 then
     redis.call('ZADD', hours_key, hour, hour)
   end
 end
 
+local function set_due(t, due_ms, bucket, cid, due_head, hours_key)
+  local old = t.due
+  if due_ms < 0 then t.due = nil return end
+  t.due = due_ms
+  list_due(old, due_ms, bucket, cid, due_head, hours_key)
+end
+
 -- Read the due lists of the hours after `after` ('-inf' at first) up to as_of's hour, whole
 -- lists, until `limit` customers were found. An entry counts when the customer's profile
 -- still holds a due time in that list's hour (a later purchase moved it, and listed it
--- under another hour) and that time has come: visit(profile, bucket, id, bucket key) is
--- called for each such customer. Returns the hours read and each list's length then.
+-- under another hour) and that time has come: visit(packed profile, bucket, id, bucket key)
+-- is called for each such customer. Only the due time is read here (the last field): the
+-- visitor unpacks what it needs. Returns the hours read and each list's length then.
 local function read_due(hours_key, due_head, profiles_head, as_of, after, limit, visit)
   local hours, lengths, found = {}, {}, 0
   local from = after == '-inf' and '-inf' or '(' .. after
@@ -220,10 +227,11 @@ local function read_due(hours_key, due_head, profiles_head, as_of, after, limit,
     for _, entry in ipairs(list) do
       local bucket, cid = string.match(entry, '^(%d+):(.*)$')
       local key = profiles_head .. bucket .. '}'
-      local t = unpack_profile(redis.call('HGET', key, cid))
-      if t and t.due and t.due <= as_of and math.floor(t.due / HOUR) == h then
+      local value = redis.call('HGET', key, cid)
+      local due = value and dec(string.match(value, ',([^,]*)$'))
+      if due and due <= as_of and math.floor(due / HOUR) == h then
         found = found + 1
-        visit(t, bucket, cid, key)
+        visit(value, bucket, cid, key)
       end
     end
   end

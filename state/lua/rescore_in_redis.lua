@@ -97,53 +97,71 @@ local function count(name, by)
   if name ~= '' then counts[name] = (counts[name] or 0) + by end
 end
 
--- As changes.change_event, field for field (orjson's compact output).
-local function change_event(t, cid, previous, segment, rfm, seq)
-  local scores = rfm and (',"r":' .. decimal(rfm[1]) .. ',"f":' .. decimal(rfm[2]) .. ',"m":' ..
-    decimal(rfm[3]) .. ',"recency_days":' .. decimal(rfm[4])) or
+-- As changes.change_event, field for field (orjson's compact output); r is nil for a
+-- customer with no order left.
+local function change_event(cid, previous, segment, seq, orders, spend, r, f, m, days)
+  local scores = r and (',"r":' .. decimal(r) .. ',"f":' .. decimal(f) .. ',"m":' ..
+    decimal(m) .. ',"recency_days":' .. decimal(days)) or
     ',"r":null,"f":null,"m":null,"recency_days":null'
   local seq_text = decimal(seq)
   return '{"event_id":"' .. event_id(cid .. '\31' .. seq_text .. '\31' .. previous .. '\31' .. segment) ..
     '","customer_id":' .. json_string(cid) .. ',"previous_segment":' .. json_or_null(previous) ..
     ',"segment":' .. json_or_null(segment) .. scores .. ',"orders":' ..
-    decimal(t.orders) .. ',"spend":"' .. format_minor(t.spend) .. '"' .. tail ..
+    decimal(orders) .. ',"spend":"' .. format_minor(spend) .. '"' .. tail ..
     seq_text .. schema
+end
+
+-- A segment change, as write_scores.lua records the one plan_write makes: counters, the
+-- event in the partition's outbox, and what the reply reports.
+local function announce(cid, partition, previous, segment, seq, orders, spend, r, f, m, days)
+  count(previous, -1)
+  count(segment, 1)
+  local p = decimal(partition)
+  redis.call('XADD', outbox_prefix .. p, '*', 't', 'seg', 'k', cid,
+    'v', change_event(cid, previous, segment, seq, orders, spend, r, f, m, days), 'h', '')
+  changes = changes + 1
+  partitions[p] = true
+  transitions[#transitions + 1] = previous
+  transitions[#transitions + 1] = segment
+end
+
+-- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
+-- customer with orders, as changes.score_state and plan_write compute them.
+local level_at = {}  -- thresholds: recency days -> #{cut < days}
+local function score(last, orders, spend)
+  local days = math.floor((as_of - last) / DAY)
+  if days < 0 then days = 0 end
+  local r, f, m, due
+  if quintiles then
+    r, f, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, spend)
+  else
+    local level = level_at[days]
+    if level == nil then
+      level = below(rc, days)
+      level_at[days] = level
+    end
+    r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, spend)
+    if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
+  end
+  return r, f, m, days, (r - 1) * 25 + (f - 1) * 5 + m, due
 end
 
 -- Score one customer as changes.plan_write does, and return its new packed profile.
 local function rescore(t, cid, bucket)
   examined = examined + 1
-  local scores, segment, due, rfm = '', '', -1, nil
-  local last, orders = t.last, t.orders
-  if last and orders > 0 then  -- as changes.score_state and plan_write
-    local days = math.floor((as_of - last) / DAY)
-    if days < 0 then days = 0 end
-    local r, f, m
-    if quintiles then
-      r, f, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, t.spend)
-    else
-      local level = below(rc, days)
-      r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, t.spend)
-      if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
-    end
-    local index = (r - 1) * 25 + (f - 1) * 5 + m
+  local scores, segment, due, r, f, m, days = '', '', -1, nil, nil, nil, nil
+  if t.last and t.orders > 0 then
+    local index, due_ms
+    r, f, m, days, index, due_ms = score(t.last, t.orders, t.spend)
     segment = segments[index]
     scores = rfm_text(index, r, f, m) .. enc(days)
-    rfm = { r, f, m, days }
+    due = due_ms or -1
   end
   local previous = name_of(codes_key, t.seg)
-  if segment ~= previous then  -- as write_scores.lua with the change event plan_write makes
-    count(previous, -1)
-    count(segment, 1)
+  if segment ~= previous then
     t.seg = code_of(codes_key, segment)
     t.seq = t.seq + 1
-    local partition = decimal(t.partition)
-    redis.call('XADD', outbox_prefix .. partition, '*', 't', 'seg', 'k', cid,
-      'v', change_event(t, cid, previous, segment, rfm, t.seq), 'h', '')
-    changes = changes + 1
-    partitions[partition] = true
-    transitions[#transitions + 1] = previous
-    transitions[#transitions + 1] = segment
+    announce(cid, t.partition, previous, segment, t.seq, t.orders, t.spend, r, f, m, days)
   end
   t.scores = scores
   t.as_of = scores ~= '' and as_of or nil
@@ -153,42 +171,37 @@ local function rescore(t, cid, bucket)
   return pack_profile(t)
 end
 
--- Most customers a full pass meets keep their segment and due time: those are rescored on
--- their packed text, without the two tables unpack_profile builds, to the bytes rescore()
--- and pack_profile() would write (tests/integration/test_rescore_in_redis.py compares them
--- with the Python route). Any other customer (a change, a due time to list anew, no order
--- left, anyone while some customers are dirty) takes rescore(). The verbatim middle of the
--- profile (partition, segment code, seq) is one capture: at a million customers each string
--- the script makes costs more than the arithmetic (full pass 16.7 s -> 8.2-9.1 s here).
-local STEADY = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)(,[^,]*,([^,]*),[^,]*,)[^,]*,[^,]*,([^,]*)$'
+-- The usual customer (orders left, its segment's code registered, nobody dirty) is
+-- rescored on its packed text, to the bytes rescore() + pack_profile() would write, without
+-- the table unpack_profile builds: one match, numbers decoded only where scoring needs
+-- them, the partition kept as text. Counted with callgrind, a table, nine decodes and a
+-- repack cost more than the scoring (tests/integration/test_rescore_in_redis.py compares
+-- both routes with the Python route, key for key). nil: take rescore().
+local TEXT = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,[^,]*,([^,]*)$'
 local as_of_text = enc(as_of)
-local level_at = {}  -- thresholds: recency days -> #{cut < days}
-local function steady(value)
-  local f, l, n, sp, v, middle, g, due = string.match(value, STEADY)
-  if not f or f == '' or g == '' then return nil end
+local function rescore_text(value, cid, bucket)
+  local f, l, n, sp, v, p, g, q, due = string.match(value, TEXT)
+  if not f or f == '' then return nil end
   local orders, spend, last = dec(n), dec(sp), dec(f) + dec(l)
   if orders <= 0 then return nil end
-  local days = math.floor((as_of - last) / DAY)
-  if days < 0 then days = 0 end
-  local r, fs, m
-  if quintiles then
-    if due ~= '' then return nil end
-    r, fs, m = 1 + below(rc, -days), 1 + below(fc, orders), 1 + below(mc, spend)
-  else
-    local level = level_at[days]
-    if level == nil then
-      level = below(rc, days)
-      level_at[days] = level
-    end
-    r, fs, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, spend)
-    local due_ms = level < 4 and last + (rc[level + 1] + 1) * DAY or nil
-    if due_ms ~= dec(due) then return nil end
+  local r, fs, m, days, index, due_ms = score(last, orders, spend)
+  local segment = segments[index]
+  local code, previous = codes[segment], names[g] or (g == '' and '')
+  if not code or not previous then return nil end
+  if code ~= g then
+    local seq = dec(q) + 1
+    q = enc(seq)
+    announce(cid, dec(p), previous, segment, seq, orders, spend, r, fs, m, days)
   end
-  local index = (r - 1) * 25 + (fs - 1) * 5 + m
-  if codes[segments[index]] ~= g then return nil end
+  local old_due = dec(due)
+  if due_ms ~= old_due then
+    list_due(old_due, due_ms, bucket, cid, due_head, hours_key)
+    due = enc(due_ms)
+  end
   examined = examined + 1
-  return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(dec(v) + 1) .. middle ..
-    rfm_text(index, r, fs, m) .. enc(days) .. ',' .. as_of_text .. ',' .. due
+  return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(dec(v) + 1) .. ',' .. p .. ',' ..
+    code .. ',' .. q .. ',' .. rfm_text(index, r, fs, m) .. enc(days) .. ',' .. as_of_text ..
+    ',' .. due
 end
 
 local mode = ARGV[7]
@@ -203,7 +216,7 @@ if mode == 'buckets' then
     for i = 1, #all, 2 do
       local cid, value = all[i], all[i + 1]
       writes[#writes + 1] = cid
-      writes[#writes + 1] = (not any_dirty and steady(value)) or
+      writes[#writes + 1] = (not any_dirty and rescore_text(value, cid, bucket)) or
         rescore(unpack_profile(value), cid, bucket)
     end
     for i = 1, #writes, 400 do
@@ -218,11 +231,13 @@ elseif mode == 'ids' then
   end
 else  -- 'due'
   local done = {}
+  load_codes(codes_key)
   hours, lengths = read_due(hours_key, due_head, ARGV[8], as_of, ARGV[9], tonumber(ARGV[10]),
-    function(t, bucket, cid, key)
+    function(value, bucket, cid, key)
       if done[cid] then return end
       done[cid] = true
-      redis.call('HSET', key, cid, rescore(t, cid, bucket))
+      redis.call('HSET', key, cid, (not any_dirty and rescore_text(value, cid, bucket)) or
+        rescore(unpack_profile(value), cid, bucket))
     end)
 end
 -- One counter update per segment, zero included: the Python route creates the same fields.
