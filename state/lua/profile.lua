@@ -59,7 +59,7 @@ local function dec(s)
   local n = DECODED[s]
   if n then return n end
   if s == nil or s == '' then return nil end
-  if s < '0' then  -- '-' sorts before every digit
+  if string.byte(s, 1) == 45 then  -- '-' (not s < '0': Lua compares strings by locale)
     n = -tonumber(string.sub(s, 2), 36)
   else
     n = tonumber(s, 36)
