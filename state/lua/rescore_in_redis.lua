@@ -204,10 +204,16 @@ local function rescore_text(value, cid, bucket)
     ',' .. due
 end
 
+-- The text route when it can take the customer, else the general one.
+local function rescore_value(value, cid, bucket)
+  return (not any_dirty and rescore_text(value, cid, bucket)) or
+    rescore(unpack_profile(value), cid, bucket)
+end
+
 local mode = ARGV[7]
 local hours, lengths = {}, {}
+load_codes(codes_key)  -- rescore_text reads codes and names directly
 if mode == 'buckets' then
-  load_codes(codes_key)
   for k = 5, #KEYS do
     local key = KEYS[k]
     local bucket = string.match(key, '{(%d+)}$')
@@ -216,8 +222,7 @@ if mode == 'buckets' then
     for i = 1, #all, 2 do
       local cid, value = all[i], all[i + 1]
       writes[#writes + 1] = cid
-      writes[#writes + 1] = (not any_dirty and rescore_text(value, cid, bucket)) or
-        rescore(unpack_profile(value), cid, bucket)
+      writes[#writes + 1] = rescore_value(value, cid, bucket)
     end
     for i = 1, #writes, 400 do
       redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
@@ -231,13 +236,11 @@ elseif mode == 'ids' then
   end
 else  -- 'due'
   local done = {}
-  load_codes(codes_key)
   hours, lengths = read_due(hours_key, due_head, ARGV[8], as_of, ARGV[9], tonumber(ARGV[10]),
     function(value, bucket, cid, key)
       if done[cid] then return end
       done[cid] = true
-      redis.call('HSET', key, cid, (not any_dirty and rescore_text(value, cid, bucket)) or
-        rescore(unpack_profile(value), cid, bucket))
+      redis.call('HSET', key, cid, rescore_value(value, cid, bucket))
     end)
 end
 -- One counter update per segment, zero included: the Python route creates the same fields.
