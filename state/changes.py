@@ -6,21 +6,17 @@ here, so there is exactly one definition of a customer's scores and segment.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
 
-from state.model import CustomerState, Scores, ScoreWrite, iso_utc
-from state.money import format_minor
+from state.change_events import change_record
+from state.model import CustomerState, Scores, ScoreWrite
 from state.scoring import QuintileScorer, Scorer, ThresholdScorer
 from state.segments import SegmentRules
 
 Cause = Literal["order", "recency", "rescore"]
-SCHEMA_VERSION = 1
-# Namespace for segment-change event ids: uuid5(namespace, customer id + change number).
-EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +25,6 @@ class ScoringContext:
     rules: SegmentRules
     currency: str
     exponent: int  # minor-unit digits of ``currency``
-
-
-def event_id(customer_id: str, seq: int, previous: str | None, segment: str | None) -> str:
-    """Deterministic: the n-th change of a customer, from and to the same segments, always
-    has the same id, so a repeat is recognised. The segments are part of it because after a
-    Redis restart that lost its last second (AOF everysec) the n-th change can be recomputed
-    differently; it must then not be mistaken for the one already published."""
-    key = f"{customer_id}\x1f{seq}\x1f{previous or ''}\x1f{segment or ''}"
-    return str(uuid.uuid5(EVENT_NAMESPACE, key))
 
 
 def score_state(state: CustomerState, ctx: ScoringContext, as_of_ms: int) -> Scores | None:
@@ -87,25 +74,18 @@ def change_event(
     cause: Cause,
     ctx: ScoringContext,
 ) -> bytes:
-    seq = state.seq + 1
-    return orjson.dumps(
-        {
-            "event_id": event_id(state.customer_id, seq, state.segment, segment),
-            "customer_id": state.customer_id,
-            "previous_segment": state.segment,
-            "segment": segment,
-            "r": scores.r if scores else None,
-            "f": scores.f if scores else None,
-            "m": scores.m if scores else None,
-            "recency_days": scores.recency_days if scores else None,
-            "orders": state.orders,
-            "spend": format_minor(state.spend_minor, ctx.exponent),
-            "currency": ctx.currency,
-            "as_of": iso_utc(as_of_ms),
-            "cause": cause,
-            "sequence": seq,
-            "schema_version": SCHEMA_VERSION,
-        }
+    """The outbox record of this change (state/change_events.py): the relay renders it."""
+    return change_record(
+        state.seq + 1,
+        state.segment,
+        segment,
+        scores,
+        state.orders,
+        state.spend_minor,
+        ctx.exponent,
+        ctx.currency,
+        as_of_ms,
+        cause,
     )
 
 
@@ -131,7 +111,5 @@ def scoring_spec(ctx: ScoringContext) -> bytes | None:
             "segments": ctx.rules.table,
             "currency": ctx.currency,
             "exponent": ctx.exponent,
-            "namespace": EVENT_NAMESPACE.hex,
-            "schema": SCHEMA_VERSION,
         }
     )

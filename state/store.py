@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from state.keys import Keys, bucket_of
-from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite, iso_utc
+from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite
 from state.reads import to_states
 from state.scripts import register
 
@@ -214,7 +214,6 @@ class StateStore:
                 str(as_of_ms),
                 keys.due_head,
                 keys.outbox_prefix,
-                iso_utc(as_of_ms),
                 cause,
                 spec,
                 *tail,

@@ -237,14 +237,3 @@ local function read_due(hours_key, due_head, profiles_head, as_of, after, limit,
   end
   return hours, lengths
 end
-
--- JSON string as orjson writes it: only '"', '\' and control characters are escaped.
-local JSON_ESCAPES = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
-  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }
-local function json_escape(c)
-  return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
-end
-local function json_string(s)
-  if not string.find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end
-  return '"' .. (string.gsub(s, '[%z\1-\31"\\]', json_escape)) .. '"'
-end

@@ -5,37 +5,31 @@
 -- scoring and writing back customers, and a due pass mostly on building the change events
 -- of the customers that cross into another segment. This script does what state/changes.py
 -- (plan_write, change_event) and write_scores.lua do for a pass (never an announcement):
--- scores, due time, segment and its counters, the change event in the outbox with the next
--- sequence number, version + 1, not dirty. tests/integration/test_rescore_in_redis.py runs
+-- scores, due time, segment and its counters, the change record in the outbox with the
+-- next sequence number (state/change_events.py: the relay renders the event's JSON),
+-- version + 1, not dirty. tests/integration/test_rescore_in_redis.py runs
 -- this route and the Python route on the same customers (ids with quotes, backslashes and
 -- non-ASCII characters, both scoring modes, full and due passes) and compares every key
--- they leave, outbox events byte for byte.
+-- they leave, outbox records byte for byte.
 --
 -- KEYS: 1 dirty set, 2 due-hours zset, 3 segment-codes hash, 4 segments hash,
 --       5.. profile buckets
--- ARGV: 1 as_of ms (decimal text), 2 due list key head, 3 outbox key prefix,
---       4 as_of as the events show it (iso_utc), 5 cause,
---       6 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
+-- ARGV: 1 as_of ms (decimal text), 2 due list key head, 3 outbox key prefix, 4 cause,
+--       5 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
 --               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)],
---               "currency": code, "exponent": minor-unit digits,
---               "namespace": event id namespace (32 hex digits), "schema": schema version}
---       7 "buckets": every customer of each bucket of KEYS (a full pass), or
---         "ids": the customers ARGV[8..], KEYS[5..] their buckets (after orders), or
+--               "currency": code, "exponent": minor-unit digits}
+--       6 "buckets": every customer of each bucket of KEYS (a full pass), or
+--         "ids": the customers ARGV[7..], KEYS[5..] their buckets (after orders), or
 --         "due": the due customers of the due lists (a due pass; see read_due in
---         profile.lua), then 8 profile key head, 9 lists after this hour, 10 about how many
+--         profile.lua), then 7 profile key head, 8 lists after this hour, 9 about how many
 -- Returns {customers examined, segment changes, partitions whose outbox got one,
 -- transitions as previous, new pairs ('' for none), due hours read, each list's length}.
 local dirty_key, hours_key, codes_key, segments_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local as_of, due_head, outbox_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local as_of_iso, cause = ARGV[4], ARGV[5]
-local spec = cjson.decode(ARGV[6])
+local cause = ARGV[4]
+local spec = cjson.decode(ARGV[5])
 local quintiles = spec.kind == 'quintiles'
 local rc, fc, mc, segments = spec.r, spec.f, spec.m, spec.segments
-local exponent = spec.exponent
-local namespace = string.gsub(spec.namespace, '..', function(h) return string.char(tonumber(h, 16)) end)
-local tail = ',"currency":' .. json_string(spec.currency) .. ',"as_of":' .. json_string(as_of_iso) ..
-  ',"cause":' .. json_string(cause) .. ',"sequence":'
-local schema = ',"schema_version":' .. string.format('%d', spec.schema) .. '}'
 local any_dirty = redis.call('SCARD', dirty_key) > 0
 local DAY = 86400000
 
@@ -51,25 +45,6 @@ local function upto(cuts, v)  -- #{cut <= v}, as bisect_right
   return n
 end
 
--- As changes.event_id: uuid5(namespace, "<id>\31<seq>\31<previous>\31<segment>").
-local VARIANT = {}  -- the hex digit at the variant's place -> 8 + digit % 4, in hex
-for d = 0, 15 do VARIANT[string.format('%x', d)] = string.format('%x', 8 + d % 4) end
-local function event_id(name)
-  local a, b, c, v, d, e = string.match(redis.sha1hex(namespace .. name),
-    '^(........)(....).(...)(.)(...)(............)')
-  return a .. '-' .. b .. '-5' .. c .. '-' .. VARIANT[v] .. d .. '-' .. e
-end
-
--- As money.format_minor, in one string.format (integers stay exact below 2^53).
-local unit, minor_format = 10 ^ exponent, '%s%d.%0' .. string.format('%d', exponent) .. 'd'
-local function format_minor(minor)
-  local sign, whole = '', minor
-  if minor < 0 then sign, whole = '-', -minor end
-  if exponent == 0 then return string.format('%s%d', sign, whole) end
-  local fraction = whole % unit
-  return string.format(minor_format, sign, (whole - fraction) / unit, fraction)
-end
-
 -- "rfm" as stored, by segment table index: concatenating numbers costs a printf each.
 local rfm_texts = {}
 local function rfm_text(index, r, f, m)
@@ -81,44 +56,41 @@ local function rfm_text(index, r, f, m)
   return s
 end
 
-local quoted = { [''] = 'null' }  -- segment names as JSON
-local function json_or_null(s)
-  local q = quoted[s]
-  if not q then
-    q = json_string(s)
-    quoted[s] = q
-  end
-  return q
-end
-
 local examined, changes, partitions, transitions, counts = 0, 0, {}, {}, {}
 
 local function count(name, by)
   if name ~= '' then counts[name] = (counts[name] or 0) + by end
 end
 
--- As changes.change_event, field for field (orjson's compact output); r is nil for a
--- customer with no order left.
-local function change_event(cid, previous, segment, seq, orders, spend, r, f, m, days)
-  local scores = r and (',"r":' .. decimal(r) .. ',"f":' .. decimal(f) .. ',"m":' ..
-    decimal(m) .. ',"recency_days":' .. decimal(days)) or
-    ',"r":null,"f":null,"m":null,"recency_days":null'
-  local seq_text = decimal(seq)
-  return '{"event_id":"' .. event_id(cid .. '\31' .. seq_text .. '\31' .. previous .. '\31' .. segment) ..
-    '","customer_id":' .. json_string(cid) .. ',"previous_segment":' .. json_or_null(previous) ..
-    ',"segment":' .. json_or_null(segment) .. scores .. ',"orders":' ..
-    decimal(orders) .. ',"spend":"' .. format_minor(spend) .. '"' .. tail ..
-    seq_text .. schema
+-- As change_events.change_record: what the relay needs to render the event, and the part
+-- every change of this call shares (exponent, currency, as_of, cause) joined once. r is
+-- nil for a customer with no order left.
+local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
+  ARGV[1] .. ',' .. cause
+local rfm_fields = {}  -- "r,f,m," by segment table index
+local function change_record(previous, segment, seq, orders, spend, r, f, m, days)
+  local scores = ',,,'
+  if r then
+    local index = (r - 1) * 25 + (f - 1) * 5 + m
+    local head = rfm_fields[index]
+    if not head then
+      head = string.format('%d,%d,%d,', r, f, m)
+      rfm_fields[index] = head
+    end
+    scores = head .. decimal(days)
+  end
+  return decimal(seq) .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
+    decimal(orders) .. ',' .. decimal(spend) .. record_tail
 end
 
 -- A segment change, as write_scores.lua records the one plan_write makes: counters, the
--- event in the partition's outbox, and what the reply reports.
+-- change record in the partition's outbox, and what the reply reports.
 local function announce(cid, partition, previous, segment, seq, orders, spend, r, f, m, days)
   count(previous, -1)
   count(segment, 1)
   local p = decimal(partition)
-  redis.call('XADD', outbox_prefix .. p, '*', 't', 'seg', 'k', cid,
-    'v', change_event(cid, previous, segment, seq, orders, spend, r, f, m, days), 'h', '')
+  redis.call('XADD', outbox_prefix .. p, '*', 't', 'chg', 'k', cid,
+    'v', change_record(previous, segment, seq, orders, spend, r, f, m, days), 'h', '')
   changes = changes + 1
   partitions[p] = true
   transitions[#transitions + 1] = previous
@@ -210,7 +182,7 @@ local function rescore_value(value, cid, bucket)
     rescore(unpack_profile(value), cid, bucket)
 end
 
-local mode = ARGV[7]
+local mode = ARGV[6]
 local hours, lengths = {}, {}
 load_codes(codes_key)  -- rescore_text reads codes and names directly
 if mode == 'buckets' then
@@ -229,14 +201,14 @@ if mode == 'buckets' then
     end
   end
 elseif mode == 'ids' then
-  for i = 8, #ARGV do
-    local key, cid = KEYS[i - 3], ARGV[i]
+  for i = 7, #ARGV do
+    local key, cid = KEYS[i - 2], ARGV[i]
     local t = unpack_profile(redis.call('HGET', key, cid))
     if t then redis.call('HSET', key, cid, rescore(t, cid, string.match(key, '{(%d+)}$'))) end
   end
 else  -- 'due'
   local done = {}
-  hours, lengths = read_due(hours_key, due_head, ARGV[8], as_of, ARGV[9], tonumber(ARGV[10]),
+  hours, lengths = read_due(hours_key, due_head, ARGV[7], as_of, ARGV[8], tonumber(ARGV[9]),
     function(value, bucket, cid, key)
       if done[cid] then return end
       done[cid] = true

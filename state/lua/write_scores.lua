@@ -8,7 +8,8 @@
 --
 -- KEYS: 1 segments hash, 2 dirty set, 3 due-hours zset, 4 segment-codes hash
 -- ARGV[1]: outbox key prefix, ARGV[2]: due list key head
--- ARGV[3..]: per customer two slots: entry JSON and the change event bytes ("" if no change)
+-- ARGV[3..]: per customer two slots: entry JSON and the change record ("" if no change;
+--   state/change_events.py: the relay renders the event)
 --   entry: [profiles_key, bucket, customer_id, expected_version, scores, segment, due_ms]
 --   scores is "r,f,m,recency_days,as_of_ms" or "" when the customer has no order left;
 --   segment is "" for no segment; due_ms is -1 when the R score can no longer drop.
@@ -38,7 +39,7 @@ for i = 3, #ARGV, 2 do
     if change ~= '' then
       t.seq = t.seq + 1
       redis.call('XADD', outbox_prefix .. string.format('%d', t.partition), '*',
-        't', 'seg', 'k', cid, 'v', change, 'h', '')
+        't', 'chg', 'k', cid, 'v', change, 'h', '')
     end
     set_due(t, due_ms, bucket, cid, due_head, hours_key)
     t.version = t.version + 1

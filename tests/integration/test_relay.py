@@ -8,10 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from state.change_events import change_record, render
 from state.keys import Keys
+from state.model import Scores
 from stream.publisher import OutgoingRecord, Publisher
 from stream.relay import CHUNK, OutboxRelay
 from tests.support.harness import read_topic
@@ -161,3 +164,26 @@ async def test_a_relay_whose_claim_expired_stops_reading_that_outbox(
     assert await relay.drain(range(2)) == 22  # 10 + 10, then outbox 1's 2 more
     assert await outboxes.lengths(range(2)) == [4, 0]
     assert await client.get(keys.relay_lock(0)) == b"other-worker"
+
+
+async def test_change_records_are_published_as_rendered_events(outboxes: Outboxes) -> None:
+    """Scripts queue change records; the relay publishes the event rendered from each. An
+    event an earlier version queued as JSON is published as it is, in its place."""
+    client, keys = outboxes.client, outboxes.keys
+    legacy = b'{"event_id":"e0","customer_id":"c-1"}'
+    records = [change_record(n, "new", "loyal", Scores(5, 2, n, 3), 2, 4550, 2, "EUR",
+                             1_767_225_600_000, "order") for n in (1, 2)]  # fmt: skip
+    await client.xadd(keys.outbox(4), {"t": "chg", "k": "c-1", "v": records[0], "h": ""})
+    await client.xadd(keys.outbox(4), {"t": "seg", "k": "c-1", "v": legacy, "h": ""})
+    await client.xadd(keys.outbox(4), {"t": "chg", "k": "c-1", "v": records[1], "h": ""})
+    assert await outboxes.relay(outboxes.publisher()).drain(range(8)) == 3
+
+    topic = f"{outboxes.prefix}.changes"
+    published = await asyncio.to_thread(read_topic, outboxes.bootstrap, topic)
+    assert [r.key for r in published] == [b"c-1"] * 3
+    assert [r.value for r in published] == [
+        render(b"c-1", records[0]),
+        legacy,
+        render(b"c-1", records[1]),
+    ]
+    assert orjson.loads(published[2].value)["m"] == 2

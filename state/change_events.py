@@ -1,0 +1,111 @@
+"""A segment-change event in its two forms: the record queued in the outbox with the segment
+change, and the JSON the relay publishes to Kafka.
+
+Why two forms: the record is queued in the same Redis step that changes the segment (so a
+crash cannot keep one without the other), and building the JSON there (a uuid5 by SHA-1,
+JSON escaping, money formatting) cost a Lua script ~31,000 instructions of Redis's single
+thread per change, counted with callgrind: a third of a due pass, and time every other
+Redis client waits. The record holds only numbers and names; the relay renders the JSON in
+Python, outside Redis, just before it publishes it. Every route queues this same record:
+``change_record`` here and ``rescore_in_redis.lua`` (tests/integration/test_rescore_in_redis.py
+compares them byte for byte); tests/unit/test_change_events.py checks the rendering.
+
+The record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``, currency
+codes are three letters, the rest are integers; ``''`` for none); the customer id is the
+outbox entry's key, as it is the Kafka record's:
+``seq,previous,segment,r,f,m,recency_days,orders,spend_minor,exponent,currency,as_of_ms,cause``
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+
+import orjson
+
+from state.model import Scores, iso_utc
+from state.money import format_minor
+
+SCHEMA_VERSION = 1
+# Namespace for segment-change event ids: uuid5(namespace, customer id + change number).
+EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
+RECORD_KIND = b"chg"  # outbox entry type of a change record
+JSON_KIND = b"seg"  # outbox entry type of a rendered event (queued by earlier versions)
+_FIELDS = 13
+
+
+class ChangeRecordError(ValueError):
+    """An outbox record this version cannot render: a bug or a foreign writer, never input."""
+
+
+def event_id(customer_id: str, seq: int, previous: str | None, segment: str | None) -> str:
+    """Deterministic: the n-th change of a customer, from and to the same segments, always
+    has the same id, so a repeat is recognised. The segments are part of it because after a
+    Redis restart that lost its last second (AOF everysec) the n-th change can be recomputed
+    differently; it must then not be mistaken for the one already published."""
+    key = f"{customer_id}\x1f{seq}\x1f{previous or ''}\x1f{segment or ''}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, key))
+
+
+def change_record(
+    seq: int,
+    previous: str | None,
+    segment: str | None,
+    scores: Scores | None,
+    orders: int,
+    spend_minor: int,
+    exponent: int,
+    currency: str,
+    as_of_ms: int,
+    cause: str,
+) -> bytes:
+    """``seq`` is the change's own number (the customer's previous one + 1)."""
+    rfm = f"{scores.r},{scores.f},{scores.m},{scores.recency_days}" if scores else ",,,"
+    return (
+        f"{seq},{previous or ''},{segment or ''},{rfm},{orders},{spend_minor},"
+        f"{exponent},{currency},{as_of_ms},{cause}"
+    ).encode("ascii")
+
+
+def render(customer_id: bytes, record: bytes) -> bytes:
+    """The published event: orjson's compact JSON, fields in this order."""
+    fields = record.split(b",")
+    if len(fields) != _FIELDS:
+        raise ChangeRecordError(f"change record of {customer_id!r} has {len(fields)} fields")
+    try:
+        seq_, prev, seg, r, f, m, days, orders, spend, exponent, currency, as_of, cause = (
+            x.decode("ascii") for x in fields
+        )
+        cid, seq = customer_id.decode("utf-8"), int(seq_)
+        previous, segment = prev or None, seg or None
+        return orjson.dumps(
+            {
+                "event_id": event_id(cid, seq, previous, segment),
+                "customer_id": cid,
+                "previous_segment": previous,
+                "segment": segment,
+                "r": _int_or_none(r),
+                "f": _int_or_none(f),
+                "m": _int_or_none(m),
+                "recency_days": _int_or_none(days),
+                "orders": int(orders),
+                "spend": format_minor(int(spend), int(exponent)),
+                "currency": currency,
+                "as_of": _iso(int(as_of)),
+                "cause": cause,
+                "sequence": seq,
+                "schema_version": SCHEMA_VERSION,
+            }
+        )
+    except ValueError as e:  # UnicodeDecodeError included
+        raise ChangeRecordError(f"change record of {customer_id!r} is malformed: {e}") from e
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text else None
+
+
+@lru_cache(maxsize=256)
+def _iso(ms: int) -> str:
+    """A pass gives every change it makes one as-of: formatted once, not once per event."""
+    return iso_utc(ms)

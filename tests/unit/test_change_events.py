@@ -1,0 +1,124 @@
+"""The change record queued in the outbox and the event the relay renders from it.
+
+The pinned bytes below are what the version that built events inside Redis published for
+the same changes: consumers recognise repeats by event_id, so moving the rendering must not
+change a single byte of an event.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from state.change_events import (
+    EVENT_NAMESPACE,
+    ChangeRecordError,
+    change_record,
+    render,
+)
+from state.model import Scores, iso_utc
+from state.money import format_minor
+
+AS_OF = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
+    cid = 'c-"42"\\ é'
+    record = change_record(12, "loyal", "champions", Scores(4, 3, 5, 45), 7, 123456, 2, "EUR",
+                           AS_OF, "recency")  # fmt: skip
+    assert record == b"12,loyal,champions,4,3,5,45,7,123456,2,EUR,1767225600000,recency"
+    assert render(cid.encode(), record) == (
+        b'{"event_id":"16956e5f-3fd3-55c6-8344-ceb84898c59d","customer_id":"c-\\"42\\"\\\\ '
+        b'\xc3\xa9","previous_segment":"loyal","segment":"champions","r":4,"f":3,"m":5,'
+        b'"recency_days":45,"orders":7,"spend":"1234.56","currency":"EUR","as_of":'
+        b'"2026-01-01T00:00:00.000Z","cause":"recency","sequence":12,"schema_version":1}'
+    )
+
+
+def test_a_customer_left_without_orders_renders_nulls() -> None:
+    record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order")
+    assert record == b"3,at_risk,,,,,,0,-250,0,JPY,1767225600123,order"
+    assert render(b"c9", record) == (
+        b'{"event_id":"28d94f43-51ee-53ae-9134-318057dfa961","customer_id":"c9",'
+        b'"previous_segment":"at_risk","segment":null,"r":null,"f":null,"m":null,'
+        b'"recency_days":null,"orders":0,"spend":"-250","currency":"JPY","as_of":'
+        b'"2026-01-01T00:00:00.123Z","cause":"order","sequence":3,"schema_version":1}'
+    )
+
+
+names = st.none() | st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True)
+score = st.integers(1, 5)
+
+
+@given(
+    cid=st.text(min_size=1, max_size=40),  # no surrogates: JSON input cannot carry one
+    seq=st.integers(1, 10**9),
+    previous=names,
+    segment=names,
+    scores=st.none() | st.builds(Scores, score, score, score, st.integers(0, 10**5)),
+    orders=st.integers(0, 10**6),
+    spend=st.integers(-(10**15), 10**15),
+    exponent=st.integers(0, 4),
+    currency=st.from_regex(r"[A-Z]{3}", fullmatch=True),
+    as_of=st.integers(0, 4 * 10**12),
+    cause=st.sampled_from(["order", "recency", "rescore"]),
+)
+def test_every_field_survives_the_record(
+    cid: str,
+    seq: int,
+    previous: str | None,
+    segment: str | None,
+    scores: Scores | None,
+    orders: int,
+    spend: int,
+    exponent: int,
+    currency: str,
+    as_of: int,
+    cause: str,
+) -> None:
+    record = change_record(seq, previous, segment, scores, orders, spend, exponent, currency,
+                           as_of, cause)  # fmt: skip
+    event = orjson.loads(render(cid.encode(), record))
+    name = f"{cid}\x1f{seq}\x1f{previous or ''}\x1f{segment or ''}"
+    assert event == {
+        "event_id": str(uuid.uuid5(EVENT_NAMESPACE, name)),
+        "customer_id": cid,
+        "previous_segment": previous,
+        "segment": segment,
+        "r": scores.r if scores else None,
+        "f": scores.f if scores else None,
+        "m": scores.m if scores else None,
+        "recency_days": scores.recency_days if scores else None,
+        "orders": orders,
+        "spend": format_minor(spend, exponent),
+        "currency": currency,
+        "as_of": iso_utc(as_of),
+        "cause": cause,
+        "sequence": seq,
+        "schema_version": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"",
+        b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000",  # a field short
+        b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order,x",  # a field too many
+        b"x,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order",  # seq not a number
+        b"1,a,b,1,2,3,4,5,six,2,EUR,1767225600000,order",
+        b"1,\xff,b,1,2,3,4,5,6,2,EUR,1767225600000,order",  # not ASCII
+    ],
+)
+def test_a_malformed_record_is_refused_by_name(record: bytes) -> None:
+    with pytest.raises(ChangeRecordError, match="c1"):
+        render(b"c1", record)
+
+
+def test_a_customer_id_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(ChangeRecordError):
+        render(b"\xff", b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order")
