@@ -208,6 +208,17 @@ local function set_due(t, due_ms, bucket, cid, due_head, hours_key)
   list_due(old, due_ms, bucket, cid, due_head, hours_key)
 end
 
+-- A packed profile's due time, its last field. The pattern can only match at the last
+-- comma, but searched from the start it is tried at every byte of the profile: that cost a
+-- due pass ~8,800 more instructions a customer (of ~100,000, counted with callgrind) than
+-- searching from near the end. A due time is at most 9 base-36 digits, so the last comma is
+-- among the last 10 bytes; the whole value is searched only if it is not.
+local function due_of(value)
+  local text = string.match(value, ',([^,]*)$', math.max(1, #value - 9)) or
+    string.match(value, ',([^,]*)$')
+  return dec(text)
+end
+
 -- Read the due lists of the hours after `after` ('-inf' at first) up to as_of's hour, whole
 -- lists, until `limit` customers were found. An entry counts when the customer's profile
 -- still holds a due time in that list's hour (a later purchase moved it, and listed it
@@ -228,7 +239,7 @@ local function read_due(hours_key, due_head, profiles_head, as_of, after, limit,
       local bucket, cid = string.match(entry, '^(%d+):(.*)$')
       local key = profiles_head .. bucket .. '}'
       local value = redis.call('HGET', key, cid)
-      local due = value and dec(string.match(value, ',([^,]*)$'))
+      local due = value and due_of(value)
       if due and due <= as_of and math.floor(due / HOUR) == h then
         found = found + 1
         visit(value, bucket, cid, key)
