@@ -192,13 +192,44 @@ end
 -- A due-list entry is only added when the due time moves to another hour: the entry of the
 -- old hour stays valid for a due time anywhere in that hour (due passes read the profile).
 -- old_ms and due_ms may be nil (no due time).
+-- A script that lists many customers collects the entries instead (defer_due_lists) and
+-- pushes them with one RPUSH per hour at its end (push_due_lists): the customers of a due
+-- pass's call mostly move to the same few hours, and an RPUSH each cost a due pass ~3,900
+-- instructions a customer (of ~92,000, callgrind). Writing every profile first and the
+-- entries last cost less than holding the profiles back until the entries are in (~2,200
+-- instructions a customer more): a script stopped half-way by an error would leave written
+-- due times without entries, as it leaves its segment counters (written last too) behind;
+-- Redis lets a script that has written go on past maxmemory, so OOM does not stop one.
+local pending_due  -- hour -> entries, while deferred
 local function list_due(old_ms, due_ms, bucket, cid, due_head, hours_key)
   if due_ms == nil then return end
   local hour = math.floor(due_ms / HOUR)
   if old_ms and math.floor(old_ms / HOUR) == hour then return end
-  if redis.call('RPUSH', due_head .. string.format('%d', hour), bucket .. ':' .. cid) == 1 then
+  if pending_due then
+    local entries = pending_due[hour]
+    if not entries then
+      entries = {}
+      pending_due[hour] = entries
+    end
+    entries[#entries + 1] = bucket .. ':' .. cid
+  elseif redis.call('RPUSH', due_head .. string.format('%d', hour), bucket .. ':' .. cid) == 1 then
     redis.call('ZADD', hours_key, hour, hour)
   end
+end
+
+local function defer_due_lists()
+  pending_due = {}
+end
+
+local function push_due_lists(due_head, hours_key)
+  for hour, entries in pairs(pending_due) do
+    local key, length = due_head .. string.format('%d', hour), 0
+    for i = 1, #entries, 400 do
+      length = redis.call('RPUSH', key, unpack(entries, i, math.min(i + 399, #entries)))
+    end
+    if length == #entries then redis.call('ZADD', hours_key, hour, hour) end
+  end
+  pending_due = nil
 end
 
 local function set_due(t, due_ms, bucket, cid, due_head, hours_key)

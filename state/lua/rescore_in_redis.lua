@@ -206,7 +206,8 @@ elseif mode == 'ids' then
     local t = unpack_profile(redis.call('HGET', key, cid))
     if t then redis.call('HSET', key, cid, rescore(t, cid, string.match(key, '{(%d+)}$'))) end
   end
-else  -- 'due'
+else  -- 'due': new due times are after as_of, so no list read here needs its entries yet
+  defer_due_lists()
   local done = {}
   hours, lengths = read_due(hours_key, due_head, ARGV[7], as_of, ARGV[8], tonumber(ARGV[9]),
     function(value, bucket, cid, key)
@@ -214,6 +215,7 @@ else  -- 'due'
       done[cid] = true
       redis.call('HSET', key, cid, rescore_value(value, cid, bucket))
     end)
+  push_due_lists(due_head, hours_key)
 end
 -- One counter update per segment, zero included: the Python route creates the same fields.
 for name, by in pairs(counts) do redis.call('HINCRBY', segments_key, name, by) end
