@@ -10,9 +10,9 @@ Python, outside Redis, just before it publishes it. Every route queues this same
 ``change_record`` here and ``rescore_in_redis.lua`` (tests/integration/test_rescore_in_redis.py
 compares them byte for byte); tests/unit/test_change_events.py checks the rendering.
 
-The record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``, currency
-codes are three letters, the rest are integers; ``''`` for none); the customer id is the
-outbox entry's key, as it is the Kafka record's:
+The outbox entry is ``t=chg, k=<customer id>, v=<record>`` (the id is the Kafka record's
+key too); the record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``,
+currency codes are three letters, the rest are integers; ``''`` for none):
 ``seq,previous,segment,r,f,m,recency_days,orders,spend_minor,exponent,currency,as_of_ms,cause``
 """
 

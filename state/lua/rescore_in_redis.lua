@@ -90,7 +90,7 @@ local function announce(cid, partition, previous, segment, seq, orders, spend, r
   count(segment, 1)
   local p = decimal(partition)
   redis.call('XADD', outbox_prefix .. p, '*', 't', 'chg', 'k', cid,
-    'v', change_record(previous, segment, seq, orders, spend, r, f, m, days), 'h', '')
+    'v', change_record(previous, segment, seq, orders, spend, r, f, m, days))
   changes = changes + 1
   partitions[p] = true
   transitions[#transitions + 1] = previous

@@ -39,7 +39,7 @@ for i = 3, #ARGV, 2 do
     if change ~= '' then
       t.seq = t.seq + 1
       redis.call('XADD', outbox_prefix .. string.format('%d', t.partition), '*',
-        't', 'chg', 'k', cid, 'v', change, 'h', '')
+        't', 'chg', 'k', cid, 'v', change)
     end
     set_due(t, due_ms, bucket, cid, due_head, hours_key)
     t.version = t.version + 1
