@@ -124,14 +124,16 @@ def _scoring_rows(scoring: dict[str, Any], result: Any) -> list[Row]:
         return []
     n = _num(scoring["customers"])
     first, full, due = scoring["full_pass_first"], scoring["full_pass"], scoring["due_pass"]
-    judged = "full_pass_seconds_1m_customers"
+    judged, days = "full_pass_seconds_1m_customers", len(scoring["due_passes"])
     note = "" if scoring["customers"] == FULL_PASS_CUSTOMERS else " (extrapolated to 1M)"
     return [
         ("rescoring", f"first full pass s ({n}, all change)", f"{first['seconds']:.2f}", "", ""),
-        ("", f"full pass s ({n}, steady)", f"{full['seconds']:.2f}", "<= 10 s @1M",
+        ("", f"full pass s ({n}, steady, median of {len(scoring['full_passes_s'])})",
+         f"{full['seconds']:.2f}", "<= 10 s @1M",
          f"{full['seconds'] * FULL_PASS_CUSTOMERS / scoring['customers'] / 10:.2f}x{note}  "
          f"{result(judged)}"),
-        ("", f"due pass s ({_num(due['rescored'])} due)", f"{due['seconds']:.3f}",
+        ("", f"due pass s ({_num(due['rescored'])} due, median of {days} days)",
+         f"{due['seconds']:.3f}",
          "<= 3% of full", f"{scoring['due_over_full'] * 100:.1f}%  "
          f"{result('due_pass_over_full_pass')}"),
     ]  # fmt: skip

@@ -58,7 +58,12 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
         _positive(data, "rescoring", kind, "seconds")
         _positive(data, "rescoring", kind, "rescored")
     assert scoring["full_pass"]["rescored"] == scoring["customers"]
-    assert scoring["due_pass"]["rescored"] == -(-scoring["customers"] // 100)  # exactly 1 %
+    n = scoring["customers"]
+    # Exactly 1 % a day: customers i with i % 100 == day are due on that day.
+    assert [p["rescored"] for p in scoring["due_passes"]] == [
+        len(range(d, n, 100)) for d in range(3)
+    ]
+    assert len(scoring["full_passes_s"]) == 3
     _positive(data, "memory", "bytes_per_customer")
     _positive(data, "memory", "bytes_per_order")
 
