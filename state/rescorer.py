@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -40,7 +41,7 @@ class PassResult:
     seconds: float = 0.0
     kind: str = "due"
     partitions: set[int] = field(default_factory=set)  # outboxes that got changes
-    transitions: list[tuple[str | None, str | None]] = field(default_factory=list)
+    transitions: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)  # not written: changed meanwhile
 
     def add(self, other: PassResult) -> None:
@@ -48,7 +49,7 @@ class PassResult:
         self.rescored += other.rescored
         self.changes += other.changes
         self.partitions |= other.partitions
-        self.transitions.extend(other.transitions)
+        self.transitions.update(other.transitions)
         self.lost.extend(other.lost)
 
 
@@ -142,7 +143,7 @@ class Rescorer:
                 if w.change:
                     result.changes += 1
                     result.partitions.add(w.partition)
-                    result.transitions.append((state.segment, w.segment or None))
+                    result.transitions[(state.segment, w.segment or None)] += 1
         return result
 
     async def rescore_touched(

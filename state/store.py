@@ -12,6 +12,7 @@ rescores them; nothing depends on Kafka redelivering the events.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -73,7 +74,7 @@ class InRedis:
     examined: int
     changes: int
     partitions: set[int]
-    transitions: list[tuple[str | None, str | None]]
+    transitions: Counter[tuple[str | None, str | None]]  # (previous, new) -> how many
     hours: list[tuple[int, int]]
 
 
@@ -185,7 +186,7 @@ class StateStore:
     ) -> InRedis:
         """Rescore every customer of these buckets in Redis (rescore_in_redis.lua)."""
         if not buckets:
-            return InRedis(0, 0, set(), [], [])
+            return InRedis(0, 0, set(), Counter(), [])
         return await self._in_redis(as_of_ms, cause, spec, list(buckets), ["buckets"])
 
     async def rescore_ids_in_redis(
@@ -193,7 +194,7 @@ class StateStore:
     ) -> InRedis:
         """Rescore these customers in Redis (rescore_in_redis.lua)."""
         if not ids:
-            return InRedis(0, 0, set(), [], [])
+            return InRedis(0, 0, set(), Counter(), [])
         buckets = [self.keys.profiles_of(cid).encode() for cid in ids]
         return await self._in_redis(as_of_ms, cause, spec, buckets, ["ids", *ids])
 
@@ -220,12 +221,14 @@ class StateStore:
             ],
         )
         examined, changes, partitions, flat, hours, lengths = reply
-        names = [t.decode() or None for t in flat]
+        transitions: Counter[tuple[str | None, str | None]] = Counter()
+        for i in range(0, len(flat), 3):
+            transitions[(flat[i].decode() or None, flat[i + 1].decode() or None)] += flat[i + 2]
         return InRedis(
             examined=int(examined),
             changes=int(changes),
             partitions={int(p) for p in partitions},
-            transitions=list(zip(names[::2], names[1::2], strict=True)),
+            transitions=transitions,
             hours=_hours(hours, lengths),
         )
 

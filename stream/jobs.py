@@ -39,7 +39,7 @@ async def run_pass(
         metrics.RESCORE_PASSES.labels(kind, "failed").inc()
         log.exception("rescoring pass (%s) as of %s failed", kind, iso_utc(as_of_ms))
         raise
-    result.transitions.extend(swept.transitions)
+    result.transitions.update(swept.transitions)
     metrics.RESCORE_PASSES.labels(kind, "ok").inc()
     metrics.RESCORE_SECONDS.labels(kind).observe(result.seconds)
     metrics.RESCORE_EXAMINED.labels(kind).set(result.examined)

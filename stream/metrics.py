@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -114,8 +114,9 @@ def count_outcomes(topic: str, outcomes: Iterable[str]) -> None:
             INPUT_EVENTS.labels(topic, outcome).inc(n)
 
 
-def count_transitions(transitions: Iterable[tuple[str | None, str | None]]) -> None:
-    for (before, after), n in Tally(transitions).items():
+def count_transitions(transitions: Mapping[tuple[str | None, str | None], int]) -> None:
+    """``transitions``: (previous, new) segment -> how many customers moved so."""
+    for (before, after), n in transitions.items():
         SEGMENT_TRANSITIONS.labels(before or "none", after or "none").inc(n)
 
 

@@ -23,7 +23,8 @@
 --         "due": the due customers of the due lists (a due pass; see read_due in
 --         profile.lua), then 7 profile key head, 8 lists after this hour, 9 about how many
 -- Returns {customers examined, segment changes, partitions whose outbox got one,
--- transitions as previous, new pairs ('' for none), due hours read, each list's length}.
+-- transitions as previous, new, how many triples ('' for none), due hours read, each list's
+-- length}.
 local dirty_key, hours_key, codes_key, segments_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local as_of, due_head, outbox_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local cause = ARGV[4]
@@ -56,11 +57,9 @@ local function rfm_text(index, r, f, m)
   return s
 end
 
-local examined, changes, partitions, transitions, counts = 0, 0, {}, {}, {}
-
-local function count(name, by)
-  if name ~= '' then counts[name] = (counts[name] or 0) + by end
-end
+-- Segment changes are tallied by previous and new segment: the reply and the segment counters
+-- are built from the tally at the end, not from a pair per change.
+local examined, changes, partitions, tally = 0, 0, {}, {}
 
 -- As change_events.change_record: what the relay needs to render the event, and the part
 -- every change of this call shares (exponent, currency, as_of, cause) joined once. r is
@@ -86,15 +85,17 @@ end
 -- A segment change, as write_scores.lua records the one plan_write makes: counters, the
 -- change record in the partition's outbox, and what the reply reports.
 local function announce(cid, partition, previous, segment, seq, orders, spend, r, f, m, days)
-  count(previous, -1)
-  count(segment, 1)
   local p = decimal(partition)
   redis.call('XADD', outbox_prefix .. p, '*', 't', 'chg', 'k', cid,
     'v', change_record(previous, segment, seq, orders, spend, r, f, m, days))
   changes = changes + 1
   partitions[p] = true
-  transitions[#transitions + 1] = previous
-  transitions[#transitions + 1] = segment
+  local row = tally[previous]
+  if not row then
+    row = {}
+    tally[previous] = row
+  end
+  row[segment] = (row[segment] or 0) + 1
 end
 
 -- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
@@ -218,6 +219,19 @@ else  -- 'due': new due times are after as_of, so no list read here needs its en
   push_due_lists(due_head, hours_key)
 end
 -- One counter update per segment, zero included: the Python route creates the same fields.
+local counts, transitions = {}, {}
+local function count(name, by)
+  if name ~= '' then counts[name] = (counts[name] or 0) + by end
+end
+for previous, row in pairs(tally) do
+  for segment, n in pairs(row) do
+    count(previous, -n)
+    count(segment, n)
+    transitions[#transitions + 1] = previous
+    transitions[#transitions + 1] = segment
+    transitions[#transitions + 1] = n
+  end
+end
 for name, by in pairs(counts) do redis.call('HINCRBY', segments_key, name, by) end
 local touched = {}
 for partition in pairs(partitions) do touched[#touched + 1] = partition end

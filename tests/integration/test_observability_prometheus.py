@@ -140,6 +140,7 @@ def test_prometheus_scrapes_a_worker_and_every_query_returns_data(
                     and total(s, "rfm_dead_letters_total") >= len(BAD_RECORDS)
                     and total(s, "rfm_rescore_passes_total", result="ok") >= 1
                     and total(s, "rfm_outbox_published_total") >= 1
+                    and total(s, "rfm_segment_transitions_total") >= 1
                     and any(name == "rfm_consumer_lag_messages" for name, _ in s)
                 )
 
