@@ -208,12 +208,11 @@ elseif mode == 'ids' then
     if t then redis.call('HSET', key, cid, rescore(t, cid, string.match(key, '{(%d+)}$'))) end
   end
 else  -- 'due': new due times are after as_of, so no list read here needs its entries yet
+  -- A customer listed twice is rescored once: its profile is written at once, with a due
+  -- time after as_of (or none), so read_due finds it not due at its second entry.
   defer_due_lists()
-  local done = {}
   hours, lengths = read_due(hours_key, due_head, ARGV[7], as_of, ARGV[8], tonumber(ARGV[9]),
     function(value, bucket, cid, key)
-      if done[cid] then return end
-      done[cid] = true
       redis.call('HSET', key, cid, rescore_value(value, cid, bucket))
     end)
   push_due_lists(due_head, hours_key)

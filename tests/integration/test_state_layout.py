@@ -90,3 +90,34 @@ async def test_due_list_outlives_a_customer_the_pass_could_not_write(redis_url: 
     finally:
         await client.aclose()
         await rt.close()
+
+
+@pytest.mark.parametrize("in_redis", [True, False])
+async def test_a_customer_listed_twice_is_rescored_once(redis_url: str, in_redis: bool) -> None:
+    """Two entries of one customer in the lists a due pass reads (its due time left an hour
+    and came back, or due_retire listed it again): it is rescored once (version + 1)."""
+    rt = runtime(redis_url, f"twice-{in_redis}")
+    client = aioredis.Redis.from_url(redis_url)
+    keys = rt.keys
+    try:
+        applied = await rt.store.apply_orders("orders", [purchase(0, "a", "a-1", START)])
+        await rt.rescorer.rescore_states(applied.states, START, "order")
+        hour = (START + 31 * MS_PER_DAY) // HOUR_MS
+        [entry] = await client.lrange(keys.due(hour), 0, -1)
+        await client.rpush(keys.due(hour), entry)
+        await client.rpush(keys.due(hour - 5), entry)
+        await client.zadd(keys.due_hours, {str(hour - 5): hour - 5})
+        before = await rt.reader.customer("a")
+        outbox = keys.outbox(applied.states[0].partition)
+        events = await client.xlen(outbox)
+
+        result = await rt.rescorer.due_pass(START + 32 * MS_PER_DAY, in_redis=in_redis)
+        assert (result.examined, result.rescored) == (1, 1)
+        after = await rt.reader.customer("a")
+        assert before is not None and after is not None
+        assert (after.r, after.version) == (4, before.version + 1)
+        assert after.seq == before.seq + result.changes
+        assert await client.xlen(outbox) == events + result.changes
+    finally:
+        await client.aclose()
+        await rt.close()
