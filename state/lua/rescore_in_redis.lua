@@ -59,37 +59,26 @@ end
 
 -- Segment changes are tallied by previous and new segment: the reply and the segment counters
 -- are built from the tally at the end, not from a pair per change.
-local examined, changes, partitions, tally = 0, 0, {}, {}
+local examined, changes, partitions, tally = 0, 0, {}, {}  -- partitions: whose outbox got one
 
--- As change_events.change_record: what the relay needs to render the event, and the part
--- every change of this call shares (exponent, currency, as_of, cause) joined once. r is
--- nil for a customer with no order left.
+-- A segment change, as write_scores.lua records the one plan_write makes: counters (from
+-- the tally), the change record in the partition's outbox (change_events.change_record:
+-- numbers in base 36 as the profile holds them, so the text route copies them; the part
+-- every change of this call shares joined once), and what the reply reports. scores is
+-- '' for a customer with no order left.
 local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
   ARGV[1] .. ',' .. cause
-local rfm_fields = {}  -- "r,f,m," by segment table index
-local function change_record(previous, segment, seq, orders, spend, r, f, m, days)
-  local scores = ',,,'
-  if r then
-    local index = (r - 1) * 25 + (f - 1) * 5 + m
-    local head = rfm_fields[index]
-    if not head then
-      head = string.format('%d,%d,%d,', r, f, m)
-      rfm_fields[index] = head
-    end
-    scores = head .. decimal(days)
+local outboxes = {}  -- partition -> outbox key
+local function announce(cid, partition, previous, segment, seq, scores, orders, spend)
+  local box = outboxes[partition]
+  if not box then
+    box = outbox_prefix .. decimal(partition)
+    outboxes[partition] = box
+    partitions[#partitions + 1] = decimal(partition)
   end
-  return decimal(seq) .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
-    decimal(orders) .. ',' .. decimal(spend) .. record_tail
-end
-
--- A segment change, as write_scores.lua records the one plan_write makes: counters, the
--- change record in the partition's outbox, and what the reply reports.
-local function announce(cid, partition, previous, segment, seq, orders, spend, r, f, m, days)
-  local p = decimal(partition)
-  redis.call('XADD', outbox_prefix .. p, '*', 't', 'chg', 'k', cid,
-    'v', change_record(previous, segment, seq, orders, spend, r, f, m, days))
+  redis.call('XADD', box, '*', 't', 'chg', 'k', cid, 'v', seq .. ',' .. previous .. ',' ..
+    segment .. ',' .. scores .. ',' .. orders .. ',' .. spend .. record_tail)
   changes = changes + 1
-  partitions[p] = true
   local row = tally[previous]
   if not row then
     row = {}
@@ -122,10 +111,9 @@ end
 -- Score one customer as changes.plan_write does, and return its new packed profile.
 local function rescore(t, cid, bucket)
   examined = examined + 1
-  local scores, segment, due, r, f, m, days = '', '', -1, nil, nil, nil, nil
+  local scores, segment, due = '', '', -1
   if t.last and t.orders > 0 then
-    local index, due_ms
-    r, f, m, days, index, due_ms = score(t.last, t.orders, t.spend)
+    local r, f, m, days, index, due_ms = score(t.last, t.orders, t.spend)
     segment = segments[index]
     scores = rfm_text(index, r, f, m) .. enc(days)
     due = due_ms or -1
@@ -134,7 +122,7 @@ local function rescore(t, cid, bucket)
   if segment ~= previous then
     t.seg = code_of(codes_key, segment)
     t.seq = t.seq + 1
-    announce(cid, t.partition, previous, segment, t.seq, t.orders, t.spend, r, f, m, days)
+    announce(cid, t.partition, previous, segment, enc(t.seq), scores, enc(t.orders), enc(t.spend))
   end
   t.scores = scores
   t.as_of = scores ~= '' and as_of or nil
@@ -161,10 +149,10 @@ local function rescore_text(value, cid, bucket)
   local segment = segments[index]
   local code, previous = codes[segment], names[g] or (g == '' and '')
   if not code or not previous then return nil end
+  local scores = rfm_text(index, r, fs, m) .. enc(days)
   if code ~= g then
-    local seq = dec(q) + 1
-    q = enc(seq)
-    announce(cid, dec(p), previous, segment, seq, orders, spend, r, fs, m, days)
+    q = enc(dec(q) + 1)
+    announce(cid, dec(p), previous, segment, q, scores, n, sp)
   end
   local old_due = dec(due)
   if due_ms ~= old_due then
@@ -173,7 +161,7 @@ local function rescore_text(value, cid, bucket)
   end
   examined = examined + 1
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(dec(v) + 1) .. ',' .. p .. ',' ..
-    code .. ',' .. q .. ',' .. rfm_text(index, r, fs, m) .. enc(days) .. ',' .. as_of_text ..
+    code .. ',' .. q .. ',' .. scores .. ',' .. as_of_text ..
     ',' .. due
 end
 
@@ -232,6 +220,4 @@ for previous, row in pairs(tally) do
   end
 end
 for name, by in pairs(counts) do redis.call('HINCRBY', segments_key, name, by) end
-local touched = {}
-for partition in pairs(partitions) do touched[#touched + 1] = partition end
-return { examined, changes, touched, transitions, hours, lengths }
+return { examined, changes, partitions, transitions, hours, lengths }

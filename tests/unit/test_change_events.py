@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from state.change_events import (
     EVENT_NAMESPACE,
     ChangeRecordError,
+    base36,
     change_record,
     render,
 )
@@ -30,7 +31,8 @@ def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
     cid = 'c-"42"\\ é'
     record = change_record(12, "loyal", "champions", Scores(4, 3, 5, 45), 7, 123456, 2, "EUR",
                            AS_OF, "recency")  # fmt: skip
-    assert record == b"12,loyal,champions,4,3,5,45,7,123456,2,EUR,1767225600000,recency"
+    # seq 12, scores 4 3 5 and 45 days, 7 orders, spend 123456: base 36 as in the profile
+    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency"
     assert render(cid.encode(), record) == (
         b'{"event_id":"16956e5f-3fd3-55c6-8344-ceb84898c59d","customer_id":"c-\\"42\\"\\\\ '
         b'\xc3\xa9","previous_segment":"loyal","segment":"champions","r":4,"f":3,"m":5,'
@@ -41,7 +43,7 @@ def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
 
 def test_a_customer_left_without_orders_renders_nulls() -> None:
     record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order")
-    assert record == b"3,at_risk,,,,,,0,-250,0,JPY,1767225600123,order"
+    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order"
     assert render(b"c9", record) == (
         b'{"event_id":"28d94f43-51ee-53ae-9134-318057dfa961","customer_id":"c9",'
         b'"previous_segment":"at_risk","segment":null,"r":null,"f":null,"m":null,'
@@ -107,11 +109,13 @@ def test_every_field_survives_the_record(
     "record",
     [
         b"",
-        b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000",  # a field short
-        b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order,x",  # a field too many
-        b"x,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order",  # seq not a number
-        b"1,a,b,1,2,3,4,5,six,2,EUR,1767225600000,order",
-        b"1,\xff,b,1,2,3,4,5,6,2,EUR,1767225600000,order",  # not ASCII
+        b"1,a,b,1231,5,6,2,EUR,1767225600000",  # a field short
+        b"1,a,b,1231,5,6,2,EUR,1767225600000,order,x",  # a field too many
+        b"!,a,b,1231,5,6,2,EUR,1767225600000,order",  # seq not a number
+        b"1,a,b,1231,5,6,two,EUR,1767225600000,order",  # exponent not a number
+        b"1,a,b,12,5,6,2,EUR,1767225600000,order",  # scores without recency days
+        b"1,a,b,1x31,5,6,2,EUR,1767225600000,order",  # a score that is not a digit
+        b"1,\xff,b,1231,5,6,2,EUR,1767225600000,order",  # not ASCII
     ],
 )
 def test_a_malformed_record_is_refused_by_name(record: bytes) -> None:
@@ -121,4 +125,11 @@ def test_a_malformed_record_is_refused_by_name(record: bytes) -> None:
 
 def test_a_customer_id_that_is_not_utf8_is_refused() -> None:
     with pytest.raises(ChangeRecordError):
-        render(b"\xff", b"1,a,b,1,2,3,4,5,6,2,EUR,1767225600000,order")
+        render(b"\xff", b"1,a,b,1231,5,6,2,EUR,1767225600000,order")
+
+
+@given(st.integers(-(2**63), 2**63))
+def test_base36_is_what_int_reads_back(n: int) -> None:
+    text = base36(n)
+    assert int(text, 36) == n
+    assert text == text.lower() and text.lstrip("-").isalnum()
