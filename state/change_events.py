@@ -99,9 +99,9 @@ def render(customer_id: bytes, record: bytes) -> bytes:
     if record.count(b",") != _FIELDS - 1:
         raise ChangeRecordError(f"change record of {customer_id!r} has not {_FIELDS} fields")
     try:
-        seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = (
-            record.decode("ascii").split(",")
-        )
+        seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = record.decode(
+            "ascii"
+        ).split(",")
         cid, seq = customer_id.decode("utf-8"), int(seq_, 36)
         previous, segment = prev or None, seg or None
         r, f, m, days = (

@@ -1,4 +1,4 @@
-"""From a customer's state to what gets written: scores, segment, due time, change event.
+"""From a customer's state to what gets written: scores, segment, due time, change record.
 
 Pure: the hot path, the periodic job, the CLI and the tests' batch oracle all score through
 here, so there is exactly one definition of a customer's scores and segment.
@@ -54,7 +54,7 @@ def plan_write(
         due = -1 if next_drop is None else next_drop
     change = b""
     if announce or segment != (state.segment or ""):
-        change = change_event(state, scores, segment or None, as_of_ms, cause, ctx)
+        change = change_record_of(state, scores, segment or None, as_of_ms, cause, ctx)
     return ScoreWrite(
         customer_id=state.customer_id,
         expected_version=state.version,
@@ -66,7 +66,7 @@ def plan_write(
     )
 
 
-def change_event(
+def change_record_of(
     state: CustomerState,
     scores: Scores | None,
     segment: str | None,

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from state.change_events import JSON_KIND, RECORD_KIND, render
+from state.change_events import JSON_KIND, RECORD_KIND, ChangeRecordError, render
 from state.keys import Keys
 from stream import faults, metrics
 from stream.publisher import OutgoingRecord, Publisher
@@ -134,10 +134,20 @@ class OutboxRelay:
 
     def _record(self, fields: dict[bytes, bytes]) -> OutgoingRecord:
         """A change record is rendered to its event here (state/change_events.py: the JSON
-        is built outside Redis); an event an earlier version queued as JSON goes as it is."""
+        is built outside Redis); an event an earlier version queued as JSON goes as it is.
+        A record that cannot be rendered (a bug, never input) is dead-lettered with the
+        reason, not left to stop every change behind it."""
         kind, key, value = fields[b"t"], fields.get(b"k") or None, fields.get(b"v", b"")
         if kind == RECORD_KIND:
-            return OutgoingRecord(self.topics[kind], key, render(key or b"", value))
+            try:
+                if key is None:
+                    raise ChangeRecordError("change record without a customer id")
+                return OutgoingRecord(self.topics[kind], key, render(key, value))
+            except ChangeRecordError as e:
+                log.error("dead-lettering an outbox change record: %s", e)
+                reason = (("rfm.dlq.reason", b"malformed_change_record"),)
+                source = (("rfm.dlq.message", str(e).encode()), ("rfm.dlq.source", b"outbox"))
+                return OutgoingRecord(self.topics[b"dlq"], key, value, reason + source)
         headers: tuple[tuple[str, bytes], ...] = ()
         if fields.get(b"h"):
             raw = orjson.loads(fields[b"h"])

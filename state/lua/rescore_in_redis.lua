@@ -4,7 +4,7 @@
 -- Why: a full pass over a million customers spent nearly all its time in Python reading,
 -- scoring and writing back customers, and a due pass mostly on building the change events
 -- of the customers that cross into another segment. This script does what state/changes.py
--- (plan_write, change_event) and write_scores.lua do for a pass (never an announcement):
+-- (plan_write, change_record_of) and write_scores.lua do for a pass (never an announcement):
 -- scores, due time, segment and its counters, the change record in the outbox with the
 -- next sequence number (state/change_events.py: the relay renders the event's JSON),
 -- version + 1, not dirty. tests/integration/test_rescore_in_redis.py runs

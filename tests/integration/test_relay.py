@@ -187,3 +187,28 @@ async def test_change_records_are_published_as_rendered_events(outboxes: Outboxe
         render(b"c-1", records[1]),
     ]
     assert orjson.loads(published[2].value)["m"] == 2
+
+
+async def test_a_change_record_that_cannot_be_rendered_is_dead_lettered(
+    outboxes: Outboxes,
+) -> None:
+    """A broken record (a bug, never input) must not stop the changes queued behind it."""
+    client, keys = outboxes.client, outboxes.keys
+    good = change_record(1, None, "new", Scores(5, 1, 1, 0), 1, 100, 2, "EUR", 1, "order")
+    await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-1", "v": good})
+    await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-2", "v": b"1,new"})
+    await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-3", "v": good})
+    assert await outboxes.relay(outboxes.publisher()).drain(range(8)) == 3
+    assert await outboxes.lengths(range(8)) == [0] * 8
+
+    changes, dead = f"{outboxes.prefix}.changes", f"{outboxes.prefix}.dlq"
+    published = await asyncio.to_thread(read_topic, outboxes.bootstrap, changes)
+    assert [(r.key, r.value) for r in published] == [
+        (b"c-1", render(b"c-1", good)),
+        (b"c-3", render(b"c-3", good)),
+    ]
+    [letter] = await asyncio.to_thread(read_topic, outboxes.bootstrap, dead)
+    assert (letter.key, letter.value) == (b"c-2", b"1,new")
+    headers = dict(letter.headers)
+    assert headers["rfm.dlq.reason"] == b"malformed_change_record"
+    assert b"c-2" in headers["rfm.dlq.message"]
