@@ -132,7 +132,7 @@ local function rescore(t, cid, bucket)
   return pack_profile(t)
 end
 
--- The usual customer (orders left, its segment's code registered, nobody dirty) is
+-- The usual customer (orders left, its segment's code registered) is
 -- rescored on its packed text, to the bytes rescore() + pack_profile() would write, without
 -- the table unpack_profile builds: one match, numbers decoded only where scoring needs
 -- them, the partition kept as text. Counted with callgrind, a table, nine decodes and a
@@ -165,10 +165,13 @@ local function rescore_text(value, cid, bucket)
     ',' .. due
 end
 
--- The text route when it can take the customer, else the general one.
+-- The text route when it can take the customer, else the general one. Either way the
+-- customer is scored now, so no longer dirty.
 local function rescore_value(value, cid, bucket)
-  return (not any_dirty and rescore_text(value, cid, bucket)) or
-    rescore(unpack_profile(value), cid, bucket)
+  local packed = rescore_text(value, cid, bucket)
+  if not packed then return rescore(unpack_profile(value), cid, bucket) end
+  if any_dirty then redis.call('SREM', dirty_key, cid) end
+  return packed
 end
 
 local mode = ARGV[6]
@@ -192,8 +195,10 @@ if mode == 'buckets' then
 elseif mode == 'ids' then
   for i = 7, #ARGV do
     local key, cid = KEYS[i - 2], ARGV[i]
-    local t = unpack_profile(redis.call('HGET', key, cid))
-    if t then redis.call('HSET', key, cid, rescore(t, cid, string.match(key, '{(%d+)}$'))) end
+    local value = redis.call('HGET', key, cid)
+    if value then
+      redis.call('HSET', key, cid, rescore_value(value, cid, string.match(key, '{(%d+)}$')))
+    end
   end
 else  -- 'due': new due times are after as_of, so no list read here needs its entries yet
   -- A customer listed twice is rescored once: its profile is written at once, with a due
