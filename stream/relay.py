@@ -164,10 +164,15 @@ class OutboxRelay:
             return list(await pipe.execute())
 
     async def run_forever(self, partitions: range, wake: asyncio.Event, every: float) -> None:
-        """Drain on a signal from the hot path, or every ``every`` seconds at the latest."""
+        """Drain on a signal from the hot path, or every ``every`` seconds at the latest.
+
+        ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 wait_for returns a
+        wake-up that lands with a cancellation and drops the cancellation, so a worker's
+        shutdown could leave this loop running until SIGKILL (tests/integration/test_relay.py)."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=every)
+                async with asyncio.timeout(every):
+                    await wake.wait()
             wake.clear()
             try:
                 await self.drain(partitions)

@@ -90,8 +90,9 @@ async def run(settings: Settings, rate: float, customers: int, seed: int) -> int
                 await publisher.publish(batch)
                 published += n
             next_tick += interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, next_tick - time.monotonic()))
+            with contextlib.suppress(TimeoutError):  # not wait_for: see OutboxRelay.run_forever
+                async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
+                    await stop.wait()
     finally:
         await publisher.stop()
         log.info("stopped after publishing %d orders", published)

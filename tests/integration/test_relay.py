@@ -212,3 +212,20 @@ async def test_a_change_record_that_cannot_be_rendered_is_dead_lettered(
     headers = dict(letter.headers)
     assert headers["rfm.dlq.reason"] == b"malformed_change_record"
     assert b"c-2" in headers["rfm.dlq.message"]
+
+
+async def test_the_relay_loop_stops_when_cancelled_just_as_it_is_woken(
+    outboxes: Outboxes,
+) -> None:
+    """A worker's shutdown cancels the relay loop, and the hot path may wake it in the same
+    moment. asyncio.wait_for on Python 3.11 then returns the wake-up and drops the
+    cancellation: the loop ran on and the worker hung until SIGKILL (seen once in CI)."""
+    relay = outboxes.relay(outboxes.publisher())
+    wake = asyncio.Event()
+    task = asyncio.create_task(relay.run_forever(range(0), wake, every=30))
+    await asyncio.sleep(0.05)  # the loop is waiting to be woken
+    wake.set()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert done == {task}, "the relay loop ignored its cancellation"
+    assert task.cancelled()
