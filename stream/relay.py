@@ -145,9 +145,12 @@ class OutboxRelay:
                 return OutgoingRecord(self.topics[kind], key, render(key, value))
             except ChangeRecordError as e:
                 log.error("dead-lettering an outbox change record: %s", e)
-                reason = (("rfm.dlq.reason", b"malformed_change_record"),)
-                source = (("rfm.dlq.message", str(e).encode()), ("rfm.dlq.source", b"outbox"))
-                return OutgoingRecord(self.topics[b"dlq"], key, value, reason + source)
+                why = (
+                    ("rfm.dlq.reason", b"malformed_change_record"),
+                    ("rfm.dlq.message", str(e).encode()),
+                    ("rfm.dlq.source", b"outbox"),
+                )
+                return OutgoingRecord(self.topics[b"dlq"], key, value, why)
         headers: tuple[tuple[str, bytes], ...] = ()
         if fields.get(b"h"):
             raw = orjson.loads(fields[b"h"])
