@@ -83,9 +83,9 @@ async def load(
     return count / (time.perf_counter() - started)
 
 
-def runtime_for(redis_url: str) -> Runtime:
-    """The worker's own wiring (thresholds scoring, default segments, wall clock)."""
-    env = {"RFM_REDIS_URL": redis_url, "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+def runtime_for(redis_url: str, scoring: str = "thresholds") -> Runtime:
+    """The worker's own wiring (default segments, wall clock)."""
+    env = {"RFM_REDIS_URL": redis_url, "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1", "RFM_SCORING": scoring}
     return Runtime.build(load_settings(env=env))
 
 
@@ -114,6 +114,7 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
         for day in range(DUE_DAYS):
             dues.append(await runtime.rescorer.due_pass(DUE_AS_OF + day * MS_PER_DAY))
             await drop_outbox(runtime.redis)
+        quintiles = await _quintile_passes(redis_url)
     finally:
         await runtime.close()
     full, due = _median(fulls), _median(dues)
@@ -128,7 +129,24 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
         "due_passes": [_pass(r) for r in dues],
         "due_share_of_customers": round(due.rescored / customers, 4),
         "due_over_full": round(due.seconds / full.seconds, 4) if full.seconds else 0.0,
+        "full_pass_quintiles": _pass(quintiles),
     }
+
+
+async def _quintile_passes(redis_url: str) -> PassResult:
+    """The same customers in quintile mode, whose full pass first cuts the population into
+    fifths (state/population.py): the first pass moves customers to their ranks, the second
+    (same as-of, steady) is the one reported."""
+    runtime = runtime_for(redis_url, scoring="quintiles")
+    as_of = DUE_AS_OF + DUE_DAYS * MS_PER_DAY
+    try:
+        await runtime.rescorer.full_pass(as_of)
+        await drop_outbox(runtime.redis)
+        steady = await runtime.rescorer.full_pass(as_of)
+        await drop_outbox(runtime.redis)
+        return steady
+    finally:
+        await runtime.close()
 
 
 def _median(results: list[PassResult]) -> PassResult:

@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 from redis.asyncio import Redis
 
 from state.changes import Cause, ScoringContext, plan_write, scoring_spec
 from state.keys import BUCKETS, Keys
-from state.model import CustomerState, recency_days
+from state.model import CustomerState
+from state.population import Population, PopulationCounter
 from state.reads import StateReader
 from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
 from state.scripts import register
@@ -29,6 +30,7 @@ from state.segments import SegmentRules
 from state.store import InRedis, StateStore
 
 BATCH = 1000
+T = TypeVar("T")
 BUCKETS_PER_CALL = 64  # ~1,000 customers a script call at a million customers
 
 
@@ -105,6 +107,7 @@ class Rescorer:
         self.store, self.reader, self.contexts = store, reader, contexts
         self.on_chunk = on_chunk  # called after each chunk of a pass (a test fault point)
         self.enumerate_from_keys = BUCKETS  # Redis keys from which passes list buckets
+        self.population = PopulationCounter(store.redis)
 
     async def rescore_ids(
         self,
@@ -224,22 +227,30 @@ class Rescorer:
     async def _buckets_in_redis(
         self, as_of_ms: int, cause: Cause, spec: bytes, total: PassResult
     ) -> None:
+        def take(done: InRedis) -> None:
+            total.add(_result(as_of_ms, done))
+            self.on_chunk()
+
+        await self._each_chunk(
+            lambda buckets: self.store.rescore_buckets(as_of_ms, cause, spec, buckets), take
+        )
+
+    async def _each_chunk(
+        self, call: Callable[[list[bytes]], Awaitable[T]], take: Callable[[T], None]
+    ) -> None:
         """One script call per chunk of buckets, the next one sent before the last reply
         is read: Redis runs them one after the other either way, but it need not wait while
         this process reads replies (at 200,000 customers Redis was busy 4.0 s and Python
         1.8 s of a 5.7 s pass, never at the same time). Two calls never interleave: each is
         one script, which Redis runs whole."""
-        in_flight: list[asyncio.Future[InRedis]] = []
+        in_flight: list[asyncio.Future[T]] = []
         try:
             async for buckets in self._bucket_chunks():
-                chunk = self.store.rescore_buckets(as_of_ms, cause, spec, buckets)
-                in_flight.append(asyncio.ensure_future(chunk))
+                in_flight.append(asyncio.ensure_future(call(buckets)))
                 if len(in_flight) > 1:
-                    total.add(_result(as_of_ms, await in_flight.pop(0)))
-                    self.on_chunk()
+                    take(await in_flight.pop(0))
             while in_flight:
-                total.add(_result(as_of_ms, await in_flight.pop(0)))
-                self.on_chunk()
+                take(await in_flight.pop(0))
         finally:
             for unread in in_flight:
                 unread.cancel()
@@ -261,25 +272,15 @@ class Rescorer:
             yield [keys.profiles(n).encode() for n in numbers]
 
     async def _recompute_quintiles(self, as_of_ms: int) -> ScoringContext:
-        days: list[int] = []
-        orders: list[int] = []
-        spend: list[int] = []
-        async for ids in self.reader.scan_customer_ids(BATCH):
-            for s in await self.reader.customers(ids):
-                if _scorable(s):
-                    assert s is not None and s.last_ms is not None
-                    days.append(recency_days(s.last_ms, as_of_ms))
-                    orders.append(s.orders)
-                    spend.append(s.spend_minor)
-        if not days:
+        population = Population()
+        await self._each_chunk(
+            lambda buckets: self.population.count(as_of_ms, buckets), population.add
+        )
+        if not population.size:
             return await self.contexts.current()
-        boundaries = QuintileBoundaries.from_population(days, orders, spend)
+        boundaries = population.boundaries()
         await self.store.redis.set(self.store.keys.quintiles, boundaries.to_json())
         return self.contexts.with_scorer(QuintileScorer(boundaries))
-
-
-def _scorable(state: CustomerState | None) -> bool:
-    return state is not None and state.last_ms is not None and state.orders > 0
 
 
 def _result(as_of_ms: int, done: InRedis) -> PassResult:

@@ -15,7 +15,8 @@ small tuples that are built once per scorer.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -156,13 +157,20 @@ class ThresholdScorer:
         return last_ms + (self._recency[level] + 1) * MS_PER_DAY
 
 
-def _quintile_cuts(values: Sequence[int]) -> Cuts:
-    """Cut k is the value at rank ceil(k*N/5) - 1, so that ``#{cuts < x}`` equals
-    ``floor(5 * #{v < x} / N)``: a value scores by where its first occurrence falls."""
-    ordered = sorted(values)
-    n = len(ordered)
-    at = [-(-k * n // 5) - 1 for k in range(1, 5)]
-    return (ordered[at[0]], ordered[at[1]], ordered[at[2]], ordered[at[3]])
+def quintile_cuts(counts: Mapping[int, int]) -> Cuts:
+    """Cut k is the value at rank ceil(k*N/5) - 1 of the N values, so that ``#{cuts < x}``
+    equals ``floor(5 * #{v < x} / N)``: a value scores by where its first occurrence falls.
+    The population comes as value -> how many have it (what Redis counts,
+    state/population.py), which walks the distinct values instead of sorting every one."""
+    n = sum(counts.values())
+    ranks = [-(-k * n // 5) - 1 for k in range(1, 5)]
+    cuts: list[int] = []
+    below = 0  # values smaller than the current one
+    for value in sorted(counts):
+        below += counts[value]
+        while len(cuts) < 4 and ranks[len(cuts)] < below:
+            cuts.append(value)
+    return (cuts[0], cuts[1], cuts[2], cuts[3])
 
 
 _QUINTILE_FIELDS = ("recency", "frequency", "monetary")
@@ -206,10 +214,28 @@ class QuintileBoundaries:
                 "recency_days, orders and spend_minor must have the same length, got "
                 f"{n}, {len(orders)}, {len(spend_minor)}"
             )
+        return cls.from_counts(Counter(recency_days), Counter(orders), Counter(spend_minor))
+
+    @classmethod
+    def from_counts(
+        cls,
+        recency_days: Mapping[int, int],
+        orders: Mapping[int, int],
+        spend_minor: Mapping[int, int],
+    ) -> QuintileBoundaries:
+        """As ``from_population``, the population given as value -> how many customers."""
+        fields = (recency_days, orders, spend_minor)
+        if any(n <= 0 for counts in fields for n in counts.values()):
+            raise ValueError("a population's counts must be positive")
+        sizes = {sum(counts.values()) for counts in fields}
+        if sizes == {0}:
+            raise ValueError("cannot compute quintile boundaries of an empty population")
+        if len(sizes) != 1:
+            raise ValueError(f"recency, orders and spend count {sorted(sizes)} customers")
         return cls(
-            recency=_quintile_cuts([-days for days in recency_days]),
-            frequency=_quintile_cuts(orders),
-            monetary=_quintile_cuts(spend_minor),
+            recency=quintile_cuts({-days: n for days, n in recency_days.items()}),
+            frequency=quintile_cuts(orders),
+            monetary=quintile_cuts(spend_minor),
         )
 
     def to_json(self) -> bytes:

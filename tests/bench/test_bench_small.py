@@ -54,10 +54,12 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     assert data["latency"]["broker_alone"]["missing"] == 0
     assert set(data["latency"]["cpu_cores_busy"]) == {"worker0", "redis", "broker", "bench"}
     scoring = data["rescoring"]
-    for kind in ("full_pass", "due_pass"):
+    for kind in ("full_pass", "due_pass", "full_pass_quintiles"):
         _positive(data, "rescoring", kind, "seconds")
         _positive(data, "rescoring", kind, "rescored")
     assert scoring["full_pass"]["rescored"] == scoring["customers"]
+    assert scoring["full_pass_quintiles"]["rescored"] == scoring["customers"]
+    assert scoring["full_pass_quintiles"]["changes"] == 0  # steady: the second at one as-of
     n = scoring["customers"]
     # Exactly 1 % a day: customers i with i % 100 == day are due on that day.
     assert [p["rescored"] for p in scoring["due_passes"]] == [
@@ -71,6 +73,6 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     assert machine["cpu_model"] and machine["python"] and machine["redis_version"]
     _positive(data, "meta", "machine", "cores")
     names = {t["name"] for t in data["targets"]}
-    assert len(names) == 6, names
+    assert len(names) == 7, names
     assert all(t["result"] in ("PASS", "FAIL") for t in data["targets"])
     assert any("ceiling" in line for line in data["table"])

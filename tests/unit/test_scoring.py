@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from state.scoring import (
     Scorer,
     Thresholds,
     ThresholdScorer,
+    quintile_cuts,
 )
 
 AS_OF = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -243,6 +245,27 @@ def test_quintile_population_errors() -> None:
         QuintileBoundaries.from_population([], [], [])
     with pytest.raises(ValueError, match="same length"):
         QuintileBoundaries.from_population([1, 2], [1], [1, 2])
+    with pytest.raises(ValueError, match="empty population"):
+        QuintileBoundaries.from_counts({}, {}, {})
+    with pytest.raises(ValueError, match=r"count \[1, 2\] customers"):
+        QuintileBoundaries.from_counts({3: 2}, {1: 1}, {5: 2})
+    with pytest.raises(ValueError, match="positive"):
+        QuintileBoundaries.from_counts({3: 1, 4: 0}, {1: 1}, {5: 1})
+
+
+@given(st.lists(st.integers(min_value=-(10**12), max_value=10**12), min_size=1, max_size=300))
+def test_quintile_cuts_from_counts_are_the_ranked_values(population: list[int]) -> None:
+    """The cuts walked from value counts (what Redis sends) are those of the sorted list."""
+
+    def ranked(values: list[int]) -> tuple[int, ...]:
+        ordered = sorted(values)
+        return tuple(ordered[math.ceil(k * len(values) / 5) - 1] for k in range(1, 5))
+
+    counts = Counter(population)
+    assert quintile_cuts(counts) == ranked(population)
+    b = QuintileBoundaries.from_counts(counts, counts, counts)
+    assert b.frequency == b.monetary == ranked(population)
+    assert b.recency == ranked([-v for v in population])
 
 
 def test_both_scorers_satisfy_protocol() -> None:
