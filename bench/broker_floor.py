@@ -15,24 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.env import Stack, create_topic
-from bench.latency import by_fifth, planned_orders, publish_at, stats
+from bench.latency import by_fifth, stats
+from bench.paced import plan, publish_at
 from stream.settings import Settings
 
 TOPIC = "bench-floor.orders"
 
 
-def measure(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+def measure(
+    stack: Stack, rate: float, seconds: float, workload: Sequence[tuple[bytes, bytes]] | None
+) -> dict[str, Any]:
+    """The same records as the latency part's (``workload`` with probes), probes timed."""
     stack.kafka.restart()
     asyncio.run(create_topic(stack.bootstrap, TOPIC))
-    return asyncio.run(_run(stack.bootstrap, rate, seconds))
+    return asyncio.run(_run(stack.bootstrap, rate, seconds, workload))
 
 
-async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+async def _run(
+    bootstrap: str, rate: float, seconds: float, workload: Sequence[tuple[bytes, bytes]] | None
+) -> dict[str, Any]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     consumer = AIOKafkaConsumer(
         TOPIC,
@@ -43,7 +50,8 @@ async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
     )
     await producer.start()
     await consumer.start()
-    received: dict[bytes, float] = {}
+    received: dict[bytes, float] = {}  # probe key -> when it was read
+    probes: set[bytes] = set()
 
     async def read() -> None:
         while True:
@@ -51,12 +59,13 @@ async def _run(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
             now = time.time() * 1000
             for records in got.values():
                 for r in records:
-                    if r.key is not None:
+                    if r.key in probes:
                         received.setdefault(r.key, now)
 
     reader = asyncio.ensure_future(read())
     try:
-        orders = await planned_orders(producer, TOPIC, int(rate * seconds))
+        orders = await plan(producer, TOPIC, int(rate * seconds), workload)
+        probes.update(o.key for o in orders if o.probe is not None)
         sent, _ = await publish_at(producer, TOPIC, orders, rate)
         deadline = time.monotonic() + 30
         while len(received) < len(sent) and time.monotonic() < deadline:

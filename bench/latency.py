@@ -1,9 +1,17 @@
 """Step 3: latency from an order's publish to its segment-change event's publish.
 
-One worker runs; purchases of brand-new customers (each makes a change: previous_segment
-null -> "new") are published at a fixed rate. The publish time of an order is the timestamp
-we give it (we also record it); the change's publish time is its broker timestamp
-(CreateTime, stamped by the worker's relay producer when it sends). Same host, same clock.
+One worker runs; records are published at a fixed rate (``bench/paced.py``): the
+throughput workload's events, every tenth record a probe, a purchase of a brand-new
+customer, whose change (previous_segment null -> "new") is timed. "Half the maximum rate"
+is half of what the worker did on that workload, so the latency is measured on it too: a
+run of probes only (every order a change event, a relay publish and a broker write) is about
+twice the worker's CPU per order, and at the same rate it loads the worker as the
+throughput part did at its maximum (seen: 45 against 21 us an order). That run is reported
+beside it (``every_order_a_change``), without a target.
+
+The publish time of an order is the timestamp we give it (we also record it); the change's
+publish time is its broker timestamp (CreateTime, stamped by the worker's relay producer
+when it sends). Same host, same clock.
 """
 
 from __future__ import annotations
@@ -11,20 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from bench.env import PREFIX, Stack, create_topic, flush, stack_cpu
+from bench.paced import PROBE_EVERY, plan, publish_at, purchase
 from bench.worker import log_tail, start_worker, stop_worker, worker_env
 from state.keys import Keys
-from state.model import iso_utc
 from state.reads import StateReader
 
 GROUP = "bench-latency"
@@ -32,7 +37,14 @@ TOPIC = f"{GROUP}.orders"
 CHANGES = f"{GROUP}.changes"
 
 
-def measure(stack: Stack, rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
+def measure(
+    stack: Stack,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+    workload: Sequence[tuple[bytes, bytes]] | None,
+) -> dict[str, Any]:
+    """``workload``: the events published between probes; None for probes only."""
     flush(stack.redis_url)
     asyncio.run(create_topic(stack.bootstrap, TOPIC))
     asyncio.run(create_topic(stack.bootstrap, CHANGES))
@@ -40,7 +52,7 @@ def measure(stack: Stack, rate: float, seconds: float, workdir: Path) -> dict[st
     proc = start_worker(worker_env(stack, TOPIC, GROUP, workdir / GROUP), logs)
     try:
         result = asyncio.run(
-            _run(stack.bootstrap, rate, seconds, lambda: stack_cpu(stack, [proc.pid]))
+            _run(stack.bootstrap, rate, seconds, workload, lambda: stack_cpu(stack, [proc.pid]))
         )
         result |= _split(stack.redis_url, result.pop("sent"), result.pop("seen"))
         return result
@@ -48,19 +60,6 @@ def measure(stack: Stack, rate: float, seconds: float, workdir: Path) -> dict[st
         raise RuntimeError(f"{exc}; worker log:\n{log_tail(logs)}") from exc
     finally:
         stop_worker(proc)
-
-
-def _purchase(customer: str, at_ms: int) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "purchase",
-            "order_id": f"o-{customer}",
-            "customer_id": customer,
-            "amount": "25.00",
-            "currency": "USD",
-            "occurred_at": iso_utc(at_ms),
-        }
-    )
 
 
 class _Changes:
@@ -112,7 +111,11 @@ class _Changes:
 
 
 async def _run(
-    bootstrap: str, rate: float, seconds: float, cpu_now: Callable[[], dict[str, float]]
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    workload: Sequence[tuple[bytes, bytes]] | None,
+    cpu_now: Callable[[], dict[str, float]],
 ) -> dict[str, Any]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
@@ -122,7 +125,7 @@ async def _run(
         # The changes are read once the orders are out, not while they go: what is measured
         # is each change's broker timestamp, and a live reader took the bench's CPU and the
         # broker's fetches from the 2 cores being measured.
-        orders = await planned_orders(producer, TOPIC, int(rate * seconds))
+        orders = await plan(producer, TOPIC, int(rate * seconds), workload)
         before = cpu_now()
         sent, elapsed = await publish_at(producer, TOPIC, orders, rate)
         busy = {k: round((v - before.get(k, 0.0)) / elapsed, 2) for k, v in cpu_now().items()}
@@ -130,7 +133,11 @@ async def _run(
         await producer.stop()
     async with _Changes(bootstrap) as changes:
         await changes.wait(list(sent), timeout=30)
-    summary = _summary(sent, changes.seen, rate, elapsed)
+    summary = _summary(sent, changes.seen, rate) | {
+        "records": len(orders),
+        "probe_every": PROBE_EVERY if workload is not None else 1,
+        "achieved_rate": round(len(orders) / elapsed, 1) if elapsed else 0.0,
+    }
     # Every process's share of the 2 cores while orders were published (bench: the producer).
     return summary | {"cpu_cores_busy": busy, "sent": sent, "seen": changes.seen}
 
@@ -141,7 +148,7 @@ async def _warm_up(producer: AIOKafkaProducer, changes: _Changes) -> None:
     for n in range(1_000_000):
         customer = f"warm-{n}"
         now = int(time.time() * 1000)
-        await producer.send_and_wait(TOPIC, _purchase(customer, now), key=customer.encode())
+        await producer.send_and_wait(TOPIC, purchase(customer, now), key=customer.encode())
         await changes.wait([customer], timeout=1.0)
         if customer in changes.seen:
             await asyncio.sleep(1.0)
@@ -149,73 +156,6 @@ async def _warm_up(producer: AIOKafkaProducer, changes: _Changes) -> None:
         if time.monotonic() > deadline:
             break
     raise TimeoutError("no segment change within 120 s of warm-up")
-
-
-# How long the bench's producer gathers orders before it sends them, as a platform's Kafka
-# client would (linger.ms). The embedded broker stores each produced batch as an object and
-# its fetch cost grows with their count per partition: alone at 10,500 orders/s, 2 ms
-# batches took 26 s of its CPU in 30 s and its p99 from 71 to 703 ms (first to last fifth);
-# 10 ms batches 17 s and 74 -> 101 ms. The wait is counted: each order's time is when it
-# was due, not when it was sent.
-LINGER_S = 0.010
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedOrder:
-    customer: str
-    key: bytes
-    value: bytes
-    partition: int
-
-
-async def planned_orders(producer: AIOKafkaProducer, topic: str, count: int) -> list[PlannedOrder]:
-    """Purchases of new customers, encoded and partitioned before the clock starts: the
-    platforms that publish orders run elsewhere, not on the cores being measured."""
-    partitions = sorted(await producer.partitions_for(topic))
-    choose = DefaultPartitioner()
-    now = int(time.time() * 1000)
-    orders = []
-    for n in range(max(1, count)):
-        customer = f"lat-{n:07d}"
-        key = customer.encode()
-        value = _purchase(customer, now)
-        orders.append(PlannedOrder(customer, key, value, choose(key, partitions, partitions)))
-    return orders
-
-
-async def publish_at(
-    producer: AIOKafkaProducer, topic: str, orders: list[PlannedOrder], rate: float
-) -> tuple[dict[str, int], float]:
-    """``rate`` orders a second; customer id -> the wall time (ms) its order was due.
-
-    Order i is due at start + i / rate. Every ``LINGER_S`` the orders due so far go out as
-    one aiokafka batch per partition (a ``send`` per record cost the bench ~0.4 of a core at
-    12,000 orders/s, taken from the 2 cores the worker, Redis and the broker share). Each
-    record carries its due time, so the wait in the batch and any stall of this loop are in
-    the latency measured from it."""
-    sent: dict[str, int] = {}
-    acks: list[asyncio.Future[Any]] = []
-    start, wall_start = time.monotonic(), time.time()
-    while len(sent) < len(orders):
-        due = min(len(orders), int((time.monotonic() - start) * rate) + 1)
-        batches: dict[int, Any] = {}
-        while len(sent) < due:
-            order = orders[len(sent)]
-            at = int((wall_start + len(sent) / rate) * 1000)
-            batch = batches.get(order.partition)
-            if batch is None:
-                batch = batches[order.partition] = producer.create_batch()
-            if batch.append(key=order.key, value=order.value, timestamp=at) is None:
-                acks.append(await producer.send_batch(batch, topic, partition=order.partition))
-                batch = batches[order.partition] = producer.create_batch()
-                batch.append(key=order.key, value=order.value, timestamp=at)
-            sent[order.customer] = at
-        for partition, batch in batches.items():
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.sleep(LINGER_S)
-    elapsed = time.monotonic() - start
-    await asyncio.gather(*acks)
-    return sent, elapsed
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -261,14 +201,12 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def _summary(
-    sent: dict[str, int], seen: dict[str, int], rate: float, elapsed: float
-) -> dict[str, Any]:
+def _summary(sent: dict[str, int], seen: dict[str, int], rate: float) -> dict[str, Any]:
+    """Over the probes (``orders``): their changes' latency."""
     in_order = [float(seen[c] - t) for c, t in sent.items() if c in seen]  # by publish time
     broker = sorted(in_order)
     return {
         "target_rate": round(rate, 1),
-        "achieved_rate": round(len(sent) / elapsed, 1) if elapsed else 0.0,
         "orders": len(sent),
         "changes_seen": len(broker),
         "missing": len(sent) - len(broker),

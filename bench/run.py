@@ -20,7 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import broker_floor, ceiling, latency, memory, report, rescoring, worker, workload
+from bench import (
+    broker_floor,
+    ceiling,
+    latency,
+    memory,
+    paced,
+    report,
+    rescoring,
+    worker,
+    workload,
+)
 from bench.env import ROOT, Produced, Stack, create_topic, flush, machine_info, private_stack
 from bench.env import produce as publish
 
@@ -155,10 +165,19 @@ def _latency(
     # Memory storage: a restart empties the broker, so what earlier parts left there (500k
     # records, consumer groups) cannot weigh on this part.
     stack.kafka.restart()
-    result = latency.measure(stack, rate, size.latency_s, stack.workdir)
+    events = workload.build(paced.workload_events(rate, size.latency_s)).records
+    result = latency.measure(stack, rate, size.latency_s, stack.workdir, events)
     say("  the broker alone at the same rate, on a restarted broker ...")
-    floor = broker_floor.measure(stack, rate, size.latency_s)
-    return result | {"rate_source": source, "fresh_broker": True, "broker_alone": floor}
+    floor = broker_floor.measure(stack, rate, size.latency_s, events)
+    say("  every order a new customer's (each a change), same rate, on a restarted broker ...")
+    stack.kafka.restart()
+    stress = latency.measure(stack, rate, size.latency_s, stack.workdir, None)
+    return result | {
+        "rate_source": source,
+        "fresh_broker": True,
+        "broker_alone": floor,
+        "every_order_a_change": stress,
+    }
 
 
 def _rescoring(stack: Stack, size: Size, *_: Any) -> Any:

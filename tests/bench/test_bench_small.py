@@ -47,7 +47,15 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
         _positive(data, "worker", workers, "events_per_s")
         _positive(data, "worker", workers, "seconds")
     _positive(data, "latency", "orders")
-    assert data["latency"]["changes_seen"] == data["latency"]["orders"]
+    latency = data["latency"]
+    assert latency["changes_seen"] == latency["orders"]
+    # one record in ten is a timed probe, the rest the throughput workload's events
+    assert latency["probe_every"] == 10
+    assert latency["orders"] == -(-latency["records"] // 10)
+    stress = latency["every_order_a_change"]
+    assert stress["probe_every"] == 1 and stress["orders"] == stress["records"]
+    assert stress["changes_seen"] == stress["orders"]
+    _positive(data, "latency", "every_order_a_change", "publish_to_change_publish", "p99_ms")
     for q in ("p50_ms", "p95_ms", "p99_ms"):
         _positive(data, "latency", "publish_to_change_publish", q)
         _positive(data, "latency", "broker_alone", q)
