@@ -67,7 +67,8 @@ def _orders_partitions(app: faust.App, topic: str) -> list[Any]:
 async def readiness(app: faust.App, runtime: Runtime) -> dict[str, bool]:
     """Partitions assigned and Redis reachable; names no secret, shows no URL."""
     try:
-        redis_ok = bool(await asyncio.wait_for(runtime.redis.ping(), timeout=2))
+        async with asyncio.timeout(2):  # not wait_for: see OutboxRelay.run_forever
+            redis_ok = bool(await runtime.redis.ping())
     except Exception:
         redis_ok = False
     try:
