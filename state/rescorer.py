@@ -30,8 +30,8 @@ from state.segments import SegmentRules
 from state.store import InRedis, StateStore
 
 BATCH = 1000
-T = TypeVar("T")
 BUCKETS_PER_CALL = 64  # ~1,000 customers a script call at a million customers
+T = TypeVar("T")  # what one script call over a chunk of buckets returns
 
 
 @dataclass
