@@ -19,6 +19,7 @@ from typing import TypeVar, cast
 
 from redis.asyncio import Redis
 
+from state.cancellation import raise_if_cancelled
 from state.changes import Cause, ScoringContext, plan_write, scoring_spec
 from state.keys import BUCKETS, Keys
 from state.model import CustomerState
@@ -185,6 +186,7 @@ class Rescorer:
         seen: set[str] = set()
         after: int | None = None
         while True:
+            raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
             if spec is None:
                 chunk = await self.store.due_take(as_of_ms, after, BATCH)
                 ids = [i for i in chunk.ids if i not in seen]
@@ -246,6 +248,7 @@ class Rescorer:
         in_flight: list[asyncio.Future[T]] = []
         try:
             async for buckets in self._bucket_chunks():
+                raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
                 in_flight.append(asyncio.ensure_future(call(buckets)))
                 if len(in_flight) > 1:
                     take(await in_flight.pop(0))

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from state.cancellation import raise_if_cancelled
 from state.change_events import JSON_KIND, RECORD_KIND, ChangeRecordError, render
 from state.keys import Keys
 from stream import faults, metrics
@@ -70,6 +71,7 @@ class OutboxRelay:
         total = 0
         try:
             while True:
+                raise_if_cancelled()
                 entries = await self._next_round(partitions, token, held, done)
                 done = {}
                 if entries is None:
@@ -173,6 +175,7 @@ class OutboxRelay:
         wake-up that lands with a cancellation and drops the cancellation, so a worker's
         shutdown could leave this loop running until SIGKILL (tests/integration/test_relay.py)."""
         while True:
+            raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(every):
                     await wake.wait()

@@ -23,6 +23,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from state.cancellation import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -58,6 +60,7 @@ async def retry_transient(
         except PERMANENT:
             raise
         except TRANSIENT as exc:
+            raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
             attempt += 1
             if on_retry is not None:
                 on_retry(exc)
