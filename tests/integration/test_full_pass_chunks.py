@@ -32,9 +32,9 @@ async def test_a_failed_chunk_fails_the_pass_and_leaves_no_call_running(
                     raise ConnectionError("Redis went away")
                 if number == 4:
                     # In flight when the third fails: only the pass's cancellation ends it
-                    # early. (Not Redis itself: redis-py 8 lets a command it has sent
-                    # finish despite a cancellation, so a fourth call that had reached
-                    # Redis, as on a fast machine, ended uncancelled.)
+                    # early. (Not a real call: redis-py drops a cancellation that lands while
+                    # it sends a command, state/cancellation.py, so a fourth call already
+                    # sending, as on a fast machine, ended uncancelled.)
                     await asyncio.sleep(30)
                 return await real(*args)
             except asyncio.CancelledError:
