@@ -167,6 +167,7 @@ class Rescorer:
         """Rescore customers an earlier process changed but did not get to score."""
         total = PassResult(as_of_ms=0, kind="dirty")
         for _ in range(10_000):
+            raise_if_cancelled()
             ids = await self.reader.dirty_ids(BATCH)
             if not ids:
                 break

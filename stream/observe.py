@@ -14,6 +14,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from state.cancellation import raise_if_cancelled
 from stream import metrics
 from stream.runtime import Runtime
 
@@ -53,6 +54,7 @@ def install(app: faust.App, runtime: Runtime) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def refresh_gauges() -> None:
         while True:
+            raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
             try:
                 await refresh(app, runtime)
             except Exception as exc:  # a dashboard gap, never a crash
