@@ -133,20 +133,22 @@ def _scoring_rows(scoring: dict[str, Any], result: Any) -> list[Row]:
     if "full_pass" not in scoring:
         return []
     n = _num(scoring["customers"])
-    first, full, due = scoring["full_pass_first"], scoring["full_pass"], scoring["due_pass"]
-    quintiles = scoring["full_pass_quintiles"]
-    judged, days = FULL_PASSES[0][0], len(scoring["due_passes"])
+    first, due, days = scoring["full_pass_first"], scoring["due_pass"], len(scoring["due_passes"])
     note = "" if scoring["customers"] == FULL_PASS_CUSTOMERS else " (extrapolated to 1M)"
+    labels = {
+        "full_pass": f"steady, median of {len(scoring['full_passes_s'])}",
+        "full_pass_quintiles": "quintile scoring, steady",
+    }
+    full_passes = [
+        ("", f"full pass s ({n}, {labels[kind]})", f"{scoring[kind]['seconds']:.2f}",
+         "<= 10 s @1M",
+         f"{scoring[kind]['seconds'] * FULL_PASS_CUSTOMERS / scoring['customers'] / 10:.2f}x"
+         f"{note}  {result(name)}")
+        for name, kind in FULL_PASSES
+    ]  # fmt: skip
     return [
         ("rescoring", f"first full pass s ({n}, all change)", f"{first['seconds']:.2f}", "", ""),
-        ("", f"full pass s ({n}, steady, median of {len(scoring['full_passes_s'])})",
-         f"{full['seconds']:.2f}", "<= 10 s @1M",
-         f"{full['seconds'] * FULL_PASS_CUSTOMERS / scoring['customers'] / 10:.2f}x{note}  "
-         f"{result(judged)}"),
-        ("", f"full pass s ({n}, quintile scoring, steady)",
-         f"{quintiles['seconds']:.2f}", "<= 10 s @1M",
-         f"{quintiles['seconds'] * FULL_PASS_CUSTOMERS / scoring['customers'] / 10:.2f}x{note}  "
-         f"{result(FULL_PASSES[1][0])}"),
+        *full_passes,
         ("", f"due pass s ({_num(due['rescored'])} due, median of {days} days)",
          f"{due['seconds']:.3f}",
          "<= 3% of full", f"{scoring['due_over_full'] * 100:.1f}%  "
