@@ -18,6 +18,7 @@ key                             type    holds
 ``P:segments``                  hash    segment -> number of customers in it
 ``P:quintiles``                 string  quintile boundaries of the last full pass (JSON)
 ``P:outbox:<partition>``        stream  segment changes and dead letters waiting for Kafka
+``P:outboxes``                  set     partitions that have an outbox (written with it)
 ``P:relay-lock:<partition>``    string  who relays that outbox right now
 ``P:rescore``                   hash    last pass: as_of, finished_at, counts
 ==============================  ======  ================================================
@@ -126,6 +127,16 @@ class Keys:
 
     def outbox(self, partition: int) -> str:
         return f"{self.outbox_prefix}{partition}"
+
+    @property
+    def outboxes(self) -> str:
+        """Every partition whose outbox was ever written: the relay, the drain and the
+        backlog gauge cover these, whatever the settings say the topic has."""
+        return f"{self.prefix}:outboxes"
+
+    def outbox_pattern(self) -> str:
+        """SCAN pattern for outboxes written before the ``outboxes`` set existed."""
+        return f"{self.outbox_prefix}*"
 
     def relay_lock(self, partition: int) -> str:
         return f"{self.prefix}:relay-lock:{partition}"

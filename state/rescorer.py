@@ -46,6 +46,9 @@ class PassResult:
     partitions: set[int] = field(default_factory=set)  # outboxes that got changes
     transitions: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)  # not written: changed meanwhile
+    # Not written: their stored state could not be scored (corrupt, or a bug). They keep
+    # their last scores; a full pass or their next order tries them again.
+    failed: list[str] = field(default_factory=list)
 
     def add(self, other: PassResult) -> None:
         self.examined += other.examined
@@ -54,6 +57,7 @@ class PassResult:
         self.partitions |= other.partitions
         self.transitions.update(other.transitions)
         self.lost.extend(other.lost)
+        self.failed.extend(other.failed)
 
 
 class ScoringContexts:
@@ -139,9 +143,11 @@ class Rescorer:
         ctx = context or await self.contexts.current()
         writes = [plan_write(s, ctx, as_of_ms, cause, announce) for s in states]
         written = await self.store.write_scores(writes)
-        for state, w, ok in zip(states, writes, written, strict=True):
-            if not ok:
+        for state, w, outcome in zip(states, writes, written, strict=True):
+            if outcome == "changed":
                 result.lost.append(state.customer_id)
+            elif outcome == "failed":
+                result.failed.append(state.customer_id)
             else:
                 result.rescored += 1
                 if w.change:
@@ -291,8 +297,9 @@ def _result(as_of_ms: int, done: InRedis) -> PassResult:
     return PassResult(
         as_of_ms=as_of_ms,
         examined=done.examined,
-        rescored=done.examined,
+        rescored=done.examined - len(done.failed),
         changes=done.changes,
         partitions=done.partitions,
         transitions=done.transitions,
+        failed=done.failed,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import orjson
 from redis.asyncio import Redis
@@ -67,6 +68,10 @@ class DueChunk:
     ids: list[str]
 
 
+WriteResult = Literal["written", "changed", "failed"]
+WRITE_RESULTS: dict[int, WriteResult] = {1: "written", 0: "changed", -1: "failed"}
+
+
 @dataclass(frozen=True, slots=True)
 class InRedis:
     """What rescore_in_redis.lua did, and the due lists it read (a due pass)."""
@@ -76,6 +81,7 @@ class InRedis:
     partitions: set[int]
     transitions: Counter[tuple[str | None, str | None]]  # (previous, new) -> how many
     hours: list[tuple[int, int]]
+    failed: list[str] = field(default_factory=list)  # state the script could not score
 
 
 class StateStore:
@@ -120,6 +126,7 @@ class StateStore:
                 keys.dirty,
                 keys.segment_codes,
                 keys.layout,
+                keys.outboxes,
             ],
             args=args,
         )
@@ -158,7 +165,9 @@ class StateStore:
         value = b"" if event.kind == "purchase" else rec.value or b""
         return orjson.dumps(desc), value, key
 
-    async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[bool]:
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[WriteResult]:
+        """Per write: ``written``, ``changed`` (compare-and-set lost) or ``failed`` (the
+        customer's stored state could not be read: left as it was)."""
         if not writes:
             return []
         keys = self.keys
@@ -177,9 +186,10 @@ class StateStore:
             args.append(orjson.dumps(entry))
             args.append(w.change)
         reply = await self._write(
-            keys=[keys.segments, keys.dirty, keys.due_hours, keys.segment_codes], args=args
+            keys=[keys.segments, keys.dirty, keys.due_hours, keys.segment_codes, keys.outboxes],
+            args=args,
         )
-        return [bool(r) for r in reply]
+        return [WRITE_RESULTS[int(r)] for r in reply]
 
     async def rescore_buckets(
         self, as_of_ms: int, cause: str, spec: bytes, buckets: Sequence[bytes]
@@ -210,7 +220,14 @@ class StateStore:
     ) -> InRedis:
         keys = self.keys
         reply = await self._rescore(
-            keys=[keys.dirty, keys.due_hours, keys.segment_codes, keys.segments, *buckets],
+            keys=[
+                keys.dirty,
+                keys.due_hours,
+                keys.segment_codes,
+                keys.segments,
+                keys.outboxes,
+                *buckets,
+            ],
             args=[
                 str(as_of_ms),
                 keys.due_head,
@@ -220,7 +237,7 @@ class StateStore:
                 *tail,
             ],
         )
-        examined, changes, partitions, flat, hours, lengths = reply
+        examined, changes, partitions, flat, hours, lengths, failed = reply
         transitions: Counter[tuple[str | None, str | None]] = Counter()
         for i in range(0, len(flat), 3):
             transitions[(flat[i].decode() or None, flat[i + 1].decode() or None)] += flat[i + 2]
@@ -230,6 +247,7 @@ class StateStore:
             partitions={int(p) for p in partitions},
             transitions=transitions,
             hours=_hours(hours, lengths),
+            failed=[cid.decode() for cid in failed],
         )
 
     async def due_take(self, as_of_ms: int, after: int | None, limit: int) -> DueChunk:

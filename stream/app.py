@@ -114,7 +114,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         await retry_transient(
             lambda: runtime.rescorer.sweep_dirty(runtime.as_of_now), "sweeping dirty customers"
         )
-        await runtime.relay.run_forever(runtime.partitions, relay_wake, every=0.5)
+        await runtime.relay.run_forever(relay_wake, every=0.5)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(app: Any, **kwargs: Any) -> None:

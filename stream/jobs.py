@@ -13,6 +13,7 @@ import time
 from state.model import iso_utc
 from state.rescorer import PassResult
 from stream import metrics
+from stream.pipeline import report_failures
 from stream.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,15 @@ async def run_pass(
         log.exception("rescoring pass (%s) as of %s failed", kind, iso_utc(as_of_ms))
         raise
     result.transitions.update(swept.transitions)
+    cause = "recency" if kind == "due" else "rescore"
+    report_failures(swept, "order")
+    report_failures(result, cause)
     metrics.RESCORE_PASSES.labels(kind, "ok").inc()
     metrics.RESCORE_SECONDS.labels(kind).observe(result.seconds)
     metrics.RESCORE_EXAMINED.labels(kind).set(result.examined)
     metrics.RESCORE_RESCORED.labels(kind).set(result.rescored)
     metrics.RESCORE_LAST_SUCCESS.labels(kind).set(time.time())
-    metrics.CUSTOMERS_RESCORED.labels("recency" if kind == "due" else "rescore").inc(
-        result.rescored
-    )
+    metrics.CUSTOMERS_RESCORED.labels(cause).inc(result.rescored)
     metrics.count_transitions(result.transitions)
     await runtime.redis.hset(
         runtime.keys.rescore,
@@ -58,6 +60,7 @@ async def run_pass(
             "examined": result.examined,
             "rescored": result.rescored,
             "changes": result.changes,
+            "failed": len(result.failed),
             "seconds": f"{result.seconds:.3f}",
         },
     )

@@ -84,6 +84,12 @@ RESCORE_LAST_SUCCESS = Gauge(
 CUSTOMERS_RESCORED = Counter(
     "rfm_customers_rescored_total", "Customer score writes by cause", ["cause"]
 )
+SCORING_FAILURES = Counter(
+    "rfm_scoring_failures_total",
+    "Customers whose stored state could not be scored (corrupt, or a bug); they keep their "
+    "last scores",
+    ["cause"],
+)
 SEGMENT_CUSTOMERS = Gauge(
     "rfm_segment_customers", "Customers per segment (read from Redis)", ["segment"]
 )

@@ -84,7 +84,7 @@ async def refresh(app: faust.App, runtime: Runtime) -> None:
     counts = await runtime.reader.segment_counts()
     for name in runtime.rules.names:
         metrics.SEGMENT_CUSTOMERS.labels(name).set(counts.get(name, 0))
-    metrics.OUTBOX_BACKLOG.set(await runtime.relay.backlog(runtime.partitions))
+    metrics.OUTBOX_BACKLOG.set(await runtime.relay.backlog())
     topic = runtime.settings.orders_topic
     tps = _orders_partitions(app, topic)
     metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(tps))

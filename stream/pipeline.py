@@ -47,6 +47,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def report_failures(result: PassResult, cause: str) -> None:
+    """Customers a script could not score are a bug or corrupt state: loud, counted, named."""
+    if result.failed:
+        metrics.SCORING_FAILURES.labels(cause).inc(len(result.failed))
+        log.error(
+            "%d customers could not be scored (corrupt state or a bug; left as they were), e.g. %s",
+            len(result.failed),
+            ", ".join(repr(c) for c in result.failed[:5]),
+        )
+
+
 class OrderPipeline:
     def __init__(
         self,
@@ -252,6 +263,7 @@ class OrderPipeline:
         metrics.count_outcomes(self.topic, applied.outcomes)
         metrics.count_transitions(scored.transitions)
         metrics.CUSTOMERS_RESCORED.labels("order").inc(scored.rescored)
+        report_failures(scored, "order")
         metrics.CONSUMED_TO_APPLIED.observe(time.perf_counter() - started)
         wall = now_ms()
         event_ages: list[float] = []

@@ -4,6 +4,11 @@ Entries are published, acknowledged by the broker, and only then deleted. A rela
 between publishes the same entries again after a restart: consumers see a repeat carrying the
 same ``event_id``, never a gap. One relay at a time per outbox partition (a Redis lock), so
 the changes of one customer reach Kafka in the order they happened.
+
+Which outboxes exist is read from Redis (``P:outboxes``, written by the scripts together
+with each outbox), never from the settings: the input topic may have more partitions than
+``RFM_PARTITIONS`` says (created by a platform team, or grown since), and an outbox nobody
+relays is a segment change nobody sees.
 """
 
 from __future__ import annotations
@@ -50,9 +55,28 @@ class OutboxRelay:
         self.topics = {RECORD_KIND: changes_topic, JSON_KIND: changes_topic, b"dlq": dlq_topic}
         self._unlock = redis.register_script(_UNLOCK)
         self._renew = redis.register_script(_RENEW)
+        self._adopted = False
 
-    async def drain(self, partitions: Iterable[int]) -> int:
-        """Publish everything waiting in these outboxes; returns how many records.
+    async def outboxes(self) -> list[int]:
+        """Every partition that has an outbox. The first call also registers outboxes that
+        a version before the ``outboxes`` set wrote (one SCAN per relay, not per round)."""
+        if not self._adopted:
+            found = [
+                int(key.rsplit(b":", 1)[1])
+                async for key in self.redis.scan_iter(
+                    match=self.keys.outbox_pattern(), count=1000, _type="stream"
+                )
+                if key.rsplit(b":", 1)[1].isdigit()
+            ]
+            if found:
+                await self.redis.sadd(self.keys.outboxes, *found)
+            self._adopted = True
+        members = await self.redis.smembers(self.keys.outboxes)
+        return sorted(int(m) for m in members)
+
+    async def drain(self, partitions: Iterable[int] | None = None) -> int:
+        """Publish everything waiting in these outboxes (all of them by default); returns
+        how many records.
 
         All outboxes move together, one Redis round trip and one publish per round: the
         round trip trims what the last round published, renews the claims and reads the
@@ -64,7 +88,7 @@ class OutboxRelay:
         by side, their batches for one Kafka partition queued behind each other in the
         producer), p50 62 ms per round at 11,800 changes a second. The claims are given up
         once a round finds nothing."""
-        partitions = list(partitions)
+        partitions = await self.outboxes() if partitions is None else list(partitions)
         token = uuid.uuid4().hex.encode()
         held: set[int] = set()
         done: dict[int, str] = {}  # outbox -> trim point of what was published and acked
@@ -159,8 +183,9 @@ class OutboxRelay:
             headers = tuple((k, str(v).encode()) for k, v in raw.items())
         return OutgoingRecord(self.topics[kind], key, value, headers)
 
-    async def backlog(self, partitions: Iterable[int]) -> int:
-        return sum(await self._lengths(partitions))
+    async def backlog(self) -> int:
+        """Records waiting in every outbox."""
+        return sum(await self._lengths(await self.outboxes()))
 
     async def _lengths(self, partitions: Iterable[int]) -> list[int]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -168,7 +193,7 @@ class OutboxRelay:
                 pipe.xlen(self.keys.outbox(p))
             return list(await pipe.execute())
 
-    async def run_forever(self, partitions: range, wake: asyncio.Event, every: float) -> None:
+    async def run_forever(self, wake: asyncio.Event, every: float) -> None:
         """Drain on a signal from the hot path, or every ``every`` seconds at the latest.
 
         ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 wait_for returns a
@@ -181,7 +206,7 @@ class OutboxRelay:
                     await wake.wait()
             wake.clear()
             try:
-                await self.drain(partitions)
+                await self.drain()
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)

@@ -84,10 +84,6 @@ class Runtime:
             settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
         )
 
-    @property
-    def partitions(self) -> range:
-        return range(self.settings.partitions)
-
     async def as_of_now(self) -> int:
         """The time recency is measured against: now, or the latest event time applied."""
         if self.settings.clock == "event":

@@ -4,8 +4,17 @@
 -- caps throughput; and doing offsets, dedupe, state, counters and dead letters in one
 -- atomic step means a crash anywhere leaves either all of a batch applied or none of it.
 --
+-- All or nothing: Redis does not roll back a script that fails after it has written, so the
+-- script reads and computes first (every key it will write is read, or type-checked, on the
+-- way) and writes only at the end. A runtime error anywhere in the batch (a key of the wrong
+-- type, an order record in no known format, a bug) leaves Redis as it was, and the caller
+-- applies the batch again one event at a time to dead-letter only the event that fails
+-- (stream/isolation.py). The writes at the end go to keys already known to hold the right
+-- type; Redis checks memory before a script starts, not between its writes, so nothing
+-- stops them half-way (tests/faults/test_fault_script_error.py).
+--
 -- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash,
---   6 layout marker
+--   6 layout marker, 7 outboxes set (partitions that have an outbox)
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
 --   "floors": {partition: offset below which everything is known to be handled},
@@ -26,7 +35,12 @@
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
 local offsets_key, stats_key, clock_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outboxes_key = KEYS[7]
 check_layout(KEYS[6], offsets_key)
+-- Type checks of the keys only written at the end (WRONGTYPE now, not half-way through).
+redis.call('HLEN', stats_key)
+redis.call('SCARD', dirty_key)
+redis.call('SCARD', outboxes_key)
 local meta = cjson.decode(ARGV[1])
 local topic, outbox_prefix = meta.topic, meta.outbox
 
@@ -49,13 +63,40 @@ end
 
 local function count(name) counts[name] = (counts[name] or 0) + 1 end
 
+-- Writes held back until everything is computed: order records by key and field (read
+-- through: a later event of the batch sees what an earlier one staged), dead letters in order.
+local staged_orders, staged_keys = {}, {}
+local dead_letters, outboxes = {}, {}
+
 local function dead_letter(partition, offset, reason, message, value, key)
   local headers = cjson.encode({
     ['rfm.dlq.reason'] = reason, ['rfm.dlq.message'] = message,
     ['rfm.dlq.source'] = topic .. ':' .. partition .. ':' .. string.format('%d', offset) })
-  redis.call('XADD', outbox_prefix .. partition, '*', 't', 'dlq', 'k', key, 'v', value, 'h', headers)
+  local box = outbox_prefix .. partition
+  if not outboxes[box] then
+    redis.call('XLEN', box)  -- a key of the wrong type fails here, before any write
+    outboxes[box] = partition
+  end
+  dead_letters[#dead_letters + 1] = { box, key, value, headers }
   count('dlq:' .. reason)
   return 'dlq:' .. reason
+end
+
+local function order_get(okey, ofield)
+  local staged = staged_orders[okey]
+  local value = staged and staged[ofield]
+  if value then return value end
+  return redis.call('HGET', okey, ofield)
+end
+
+local function order_set(okey, ofield, value)
+  local staged = staged_orders[okey]
+  if not staged then
+    staged = {}
+    staged_orders[okey] = staged
+    staged_keys[#staged_keys + 1] = okey
+  end
+  staged[ofield] = value
 end
 
 -- Profiles read in this batch, written back once at the end: cid -> {key, profile}.
@@ -88,7 +129,7 @@ local function decode_order(rec)
 end
 
 local function parse_order(okey, ofield)
-  local rec = redis.call('HGET', okey, ofield)
+  local rec = order_get(okey, ofield)
   if not rec then return nil end
   return decode_order(rec)
 end
@@ -101,12 +142,14 @@ end
 -- Recompute first/last purchase from the orders still counting, after a cancel.
 local function recompute_span(okey, cid, t)
   local head = cid .. '\31'
+  local records = {}
   local all = redis.call('HGETALL', okey)
+  for i = 1, #all, 2 do records[all[i]] = all[i + 1] end
+  for field, value in pairs(staged_orders[okey] or {}) do records[field] = value end
   local first, last
-  for i = 1, #all, 2 do
-    local field = all[i]
+  for field, value in pairs(records) do
     if string.sub(field, 1, #head) == head and not string.find(field, '\31', #head + 1, true) then
-      local o = decode_order(all[i + 1])
+      local o = decode_order(value)
       if o.status == 'A' then
         if not first or o.ts < first then first = o.ts end
         if not last or o.ts > last then last = o.ts end
@@ -118,9 +161,9 @@ end
 
 local function purchase(d, partition)
   local pkey, okey, cid, order_id, amount, ts = d[4], d[5], d[6], d[7], tonumber(d[8]), tonumber(d[9])
-  if redis.call('HSETNX', okey, cid .. '\31' .. order_id, order_record(ts, amount, 0, 'A')) == 0 then
-    return 'duplicate'
-  end
+  local ofield = cid .. '\31' .. order_id
+  if order_get(okey, ofield) then return 'duplicate' end
+  order_set(okey, ofield, order_record(ts, amount, 0, 'A'))
   local t = profile(pkey, cid)
   t.orders = t.orders + 1
   t.spend = t.spend + amount
@@ -143,11 +186,11 @@ local function refund(d, partition, offset, value, key)
       'refund of order ' .. order_id .. ' which was cancelled', value, key)
   end
   if refund_id == '' then refund_id = d[9] .. ':' .. d[8] end
-  if redis.call('HSETNX', okey, cid .. '\31' .. order_id .. '\31' .. refund_id, '1') == 0 then
-    return 'duplicate'
-  end
+  local rfield = ofield .. '\31' .. refund_id
+  if order_get(okey, rfield) then return 'duplicate' end
+  order_set(okey, rfield, '1')
   local effective = math.min(amount, o.amount - o.refunded)
-  redis.call('HSET', okey, ofield, order_record(o.ts, o.amount, o.refunded + effective, 'A'))
+  order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded + effective, 'A'))
   local t = profile(pkey, cid)
   t.spend = t.spend - effective
   touch(pkey, cid, t, partition)
@@ -163,7 +206,7 @@ local function cancel(d, partition, offset, value, key)
       'cancel of order ' .. order_id .. ' which this customer never purchased', value, key)
   end
   if o.status == 'C' then return 'duplicate' end
-  redis.call('HSET', okey, ofield, order_record(o.ts, o.amount, o.refunded, 'C'))
+  order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded, 'C'))
   local t = profile(pkey, cid)
   t.orders = t.orders - 1
   t.spend = t.spend - (o.amount - o.refunded)
@@ -205,6 +248,19 @@ for i = 2, #ARGV, 3 do
   if new_upto[partition] == nil or offset > new_upto[partition] then new_upto[partition] = offset end
 end
 
+-- Everything is known: write it.
+for _, okey in ipairs(staged_keys) do
+  local fields = {}
+  for field, value in pairs(staged_orders[okey]) do
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', okey, unpack(fields))
+end
+for _, d in ipairs(dead_letters) do
+  redis.call('XADD', d[1], '*', 't', 'dlq', 'k', d[2], 'v', d[3], 'h', d[4])
+end
+for _, partition in pairs(outboxes) do redis.call('SADD', outboxes_key, partition) end
 for partition, offset in pairs(new_upto) do
   if offset > applied_upto[partition] then
     redis.call('HSET', offsets_key, topic .. ':' .. partition, string.format('%d', offset))

@@ -195,11 +195,8 @@ end
 -- A script that lists many customers collects the entries instead (defer_due_lists) and
 -- pushes them with one RPUSH per hour at its end (push_due_lists): the customers of a due
 -- pass's call mostly move to the same few hours, and an RPUSH each cost a due pass ~3,900
--- instructions a customer (of ~92,000, callgrind). Writing every profile first and the
--- entries last cost less than holding the profiles back until the entries are in (~2,200
--- instructions a customer more): a script stopped half-way by an error would leave written
--- due times without entries, as it leaves its segment counters (written last too) behind;
--- Redis lets a script that has written go on past maxmemory, so OOM does not stop one.
+-- instructions a customer (of ~92,000, callgrind). Every script that writes scores defers
+-- them, so its writes all happen at its end (all or nothing: rescore_in_redis.lua).
 local pending_due  -- hour -> entries, while deferred
 local function list_due(old_ms, due_ms, bucket, cid, due_head, hours_key)
   if due_ms == nil then return end
@@ -208,6 +205,7 @@ local function list_due(old_ms, due_ms, bucket, cid, due_head, hours_key)
   if pending_due then
     local entries = pending_due[hour]
     if not entries then
+      redis.call('LLEN', due_head .. string.format('%d', hour))  -- WRONGTYPE now, not at the end
       entries = {}
       pending_due[hour] = entries
     end
@@ -232,13 +230,6 @@ local function push_due_lists(due_head, hours_key)
   pending_due = nil
 end
 
-local function set_due(t, due_ms, bucket, cid, due_head, hours_key)
-  local old = t.due
-  if due_ms < 0 then t.due = nil return end
-  t.due = due_ms
-  list_due(old, due_ms, bucket, cid, due_head, hours_key)
-end
-
 -- A packed profile's due time, its last field. The pattern can only match at the last
 -- comma, but searched from the start it is tried at every byte of the profile: that cost a
 -- due pass ~8,800 more instructions a customer (of ~100,000, counted with callgrind) than
@@ -256,7 +247,10 @@ end
 -- under another hour) and that time has come: visit(packed profile, bucket, id, bucket key)
 -- is called for each such customer. Only the due time is read here (the last field): the
 -- visitor unpacks what it needs. Returns the hours read and each list's length then.
-local function read_due(hours_key, due_head, profiles_head, as_of, after, limit, visit)
+-- get(key, cid) reads a profile (default HGET): a script that holds its writes back until
+-- its end passes one that sees them, so a customer listed twice is found not due the second
+-- time.
+local function read_due(hours_key, due_head, profiles_head, as_of, after, limit, visit, get)
   local hours, lengths, found = {}, {}, 0
   local from = after == '-inf' and '-inf' or '(' .. after
   local listed = redis.call('ZRANGEBYSCORE', hours_key, from, math.floor(as_of / HOUR))
@@ -269,7 +263,8 @@ local function read_due(hours_key, due_head, profiles_head, as_of, after, limit,
     for _, entry in ipairs(list) do
       local bucket, cid = string.match(entry, '^(%d+):(.*)$')
       local key = profiles_head .. bucket .. '}'
-      local value = redis.call('HGET', key, cid)
+      local value
+      if get then value = get(key, cid) else value = redis.call('HGET', key, cid) end
       local due = value and due_of(value)
       if due and due <= as_of and math.floor(due / HOUR) == h then
         found = found + 1

@@ -12,26 +12,41 @@
 -- non-ASCII characters, both scoring modes, full and due passes) and compares every key
 -- they leave, outbox records byte for byte.
 --
+-- All or nothing, customer by customer: each customer is scored into local values first
+-- (under pcall), and only a customer scored without error joins the writes, which are all
+-- made at the end, to keys already read or type-checked. A customer whose state trips the
+-- script (a profile in no known format, a bug on an unforeseen value) is skipped, left as
+-- it was and reported (its due list is dropped as usual: a full pass or its next order
+-- tries it again); a key of the wrong type where the call
+-- writes fails the whole call before anything is written (tests/integration/
+-- test_script_errors.py).
+--
 -- KEYS: 1 dirty set, 2 due-hours zset, 3 segment-codes hash, 4 segments hash,
---       5.. profile buckets
+--       5 outboxes set, 6.. profile buckets
 -- ARGV: 1 as_of ms (decimal text), 2 due list key head, 3 outbox key prefix, 4 cause,
 --       5 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
 --               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)],
 --               "currency": code, "exponent": minor-unit digits}
 --       6 "buckets": every customer of each bucket of KEYS (a full pass), or
---         "ids": the customers ARGV[7..], KEYS[5..] their buckets (after orders), or
+--         "ids": the customers ARGV[7..], KEYS[6..] their buckets (after orders), or
 --         "due": the due customers of the due lists (a due pass; see read_due in
 --         profile.lua), then 7 profile key head, 8 lists after this hour, 9 about how many
 -- Returns {customers examined, segment changes, partitions whose outbox got one,
 -- transitions as previous, new, how many triples ('' for none), due hours read, each list's
--- length}.
+-- length, customers that could not be scored}.
 local dirty_key, hours_key, codes_key, segments_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local outboxes_key = KEYS[5]
+local FIRST_BUCKET = 6
 local as_of, due_head, outbox_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local cause = ARGV[4]
 local spec = cjson.decode(ARGV[5])
 local quintiles = spec.kind == 'quintiles'
 local rc, fc, mc, segments = spec.r, spec.f, spec.m, spec.segments
 local any_dirty = redis.call('SCARD', dirty_key) > 0
+-- Type checks of the keys only written at the end.
+redis.call('ZCARD', hours_key)
+redis.call('HLEN', segments_key)
+redis.call('SCARD', outboxes_key)
 local DAY = 86400000
 
 local function below(cuts, v)  -- #{cut < v}, as bisect_left
@@ -57,34 +72,29 @@ local function rfm_text(index, r, f, m)
   return s
 end
 
--- Segment changes are tallied by previous and new segment: the reply and the segment counters
--- are built from the tally at the end, not from a pair per change.
-local examined, changes, partitions, tally = 0, 0, {}, {}  -- partitions: whose outbox got one
+-- Writes held back until the end: profiles by key (read through by the due route), change
+-- records in order, customers no longer dirty. Segment changes are tallied by previous and
+-- new segment: the reply and the segment counters are built from the tally at the end.
+local staged, staged_keys = {}, {}
+local changes_out, clean = {}, {}
+local examined, changes, partitions, tally, failed, failed_seen = 0, 0, {}, {}, {}, {}
 
--- A segment change, as write_scores.lua records the one plan_write makes: counters (from
--- the tally), the change record in the partition's outbox (change_events.change_record:
--- numbers in base 36 as the profile holds them, so the text route copies them; the part
--- every change of this call shares joined once), and what the reply reports. scores is
--- '' for a customer with no order left.
+local function staged_get(key, cid)
+  local held = staged[key]
+  local value = held and held[cid]
+  if value then return value end
+  return redis.call('HGET', key, cid)
+end
+
+-- A segment change, as write_scores.lua records the one plan_write makes: the change record
+-- for the partition's outbox (change_events.change_record: numbers in base 36 as the profile
+-- holds them, so the text route copies them; the part every change of this call shares
+-- joined once). scores is '' for a customer with no order left.
 local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
   ARGV[1] .. ',' .. cause
-local outboxes = {}  -- partition -> outbox key
-local function announce(cid, partition, previous, segment, seq, scores, orders, spend)
-  local box = outboxes[partition]
-  if not box then
-    box = outbox_prefix .. decimal(partition)
-    outboxes[partition] = box
-    partitions[#partitions + 1] = decimal(partition)
-  end
-  redis.call('XADD', box, '*', 't', 'chg', 'k', cid, 'v', seq .. ',' .. previous .. ',' ..
-    segment .. ',' .. scores .. ',' .. orders .. ',' .. spend .. record_tail)
-  changes = changes + 1
-  local row = tally[previous]
-  if not row then
-    row = {}
-    tally[previous] = row
-  end
-  row[segment] = (row[segment] or 0) + 1
+local function change_of(cid, partition, previous, segment, seq, scores, orders, spend)
+  return { partition, cid, seq .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
+    orders .. ',' .. spend .. record_tail, previous, segment }
 end
 
 -- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
@@ -108,28 +118,30 @@ local function score(last, orders, spend)
   return r, f, m, days, (r - 1) * 25 + (f - 1) * 5 + m, due
 end
 
--- Score one customer as changes.plan_write does, and return its new packed profile.
-local function rescore(t, cid, bucket)
-  examined = examined + 1
-  local scores, segment, due = '', '', -1
+-- Score one customer as changes.plan_write does: its new packed profile, its change (or
+-- nil) and its due time before and after. Writes nothing.
+local function rescore(t, cid)
+  local scores, segment, due = '', '', nil
   if t.last and t.orders > 0 then
     local r, f, m, days, index, due_ms = score(t.last, t.orders, t.spend)
     segment = segments[index]
     scores = rfm_text(index, r, f, m) .. enc(days)
-    due = due_ms or -1
+    due = due_ms
   end
   local previous = name_of(codes_key, t.seg)
+  local change
   if segment ~= previous then
     t.seg = code_of(codes_key, segment)
     t.seq = t.seq + 1
-    announce(cid, t.partition, previous, segment, enc(t.seq), scores, enc(t.orders), enc(t.spend))
+    change = change_of(cid, t.partition, previous, segment, enc(t.seq), scores, enc(t.orders),
+      enc(t.spend))
   end
+  local old_due = t.due
   t.scores = scores
   t.as_of = scores ~= '' and as_of or nil
-  set_due(t, due, bucket, cid, due_head, hours_key)
+  t.due = due
   t.version = t.version + 1
-  if any_dirty then redis.call('SREM', dirty_key, cid) end
-  return pack_profile(t)
+  return pack_profile(t), change, old_due, due
 end
 
 -- The usual customer (orders left, its segment's code registered) is
@@ -140,7 +152,7 @@ end
 -- both routes with the Python route, key for key). nil: take rescore().
 local TEXT = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,[^,]*,([^,]*)$'
 local as_of_text = enc(as_of)
-local function rescore_text(value, cid, bucket)
+local function rescore_text(value, cid)
   local f, l, n, sp, v, p, g, q, due = string.match(value, TEXT)
   if not f or f == '' then return nil end
   local orders, spend, last = dec(n), dec(sp), dec(f) + dec(l)
@@ -150,65 +162,106 @@ local function rescore_text(value, cid, bucket)
   local code, previous = codes[segment], names[g] or (g == '' and '')
   if not code or not previous then return nil end
   local scores = rfm_text(index, r, fs, m) .. enc(days)
+  local change
   if code ~= g then
     q = enc(dec(q) + 1)
-    announce(cid, dec(p), previous, segment, q, scores, n, sp)
+    change = change_of(cid, dec(p), previous, segment, q, scores, n, sp)
   end
   local old_due = dec(due)
-  if due_ms ~= old_due then
-    list_due(old_due, due_ms, bucket, cid, due_head, hours_key)
-    due = enc(due_ms)
-  end
-  examined = examined + 1
+  if due_ms ~= old_due then due = enc(due_ms) end
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(dec(v) + 1) .. ',' .. p .. ',' ..
     code .. ',' .. q .. ',' .. scores .. ',' .. as_of_text ..
-    ',' .. due
+    ',' .. due, change, old_due, due_ms
 end
 
--- The text route when it can take the customer, else the general one. Either way the
--- customer is scored now, so no longer dirty.
-local function rescore_value(value, cid, bucket)
-  local packed = rescore_text(value, cid, bucket)
-  if not packed then return rescore(unpack_profile(value), cid, bucket) end
-  if any_dirty then redis.call('SREM', dirty_key, cid) end
-  return packed
+local function score_value(value, cid)
+  local packed, change, old_due, due = rescore_text(value, cid)
+  if packed then return packed, change, old_due, due end
+  return rescore(unpack_profile(value), cid)
+end
+
+-- Score one customer (the text route when it can take it, else the general one) and, if
+-- that raised no error, stage what it writes. Either way the customer is examined.
+local outboxes = {}  -- partition -> outbox key (type-checked)
+local function rescore_value(key, value, cid, bucket)
+  if failed_seen[cid] then return end  -- listed twice
+  examined = examined + 1
+  local ok, packed, change, old_due, due = pcall(score_value, value, cid)
+  if not ok then
+    failed[#failed + 1] = cid
+    failed_seen[cid] = true
+    return
+  end
+  local held = staged[key]
+  if not held then
+    held = {}
+    staged[key] = held
+    staged_keys[#staged_keys + 1] = key
+  end
+  held[cid] = packed
+  if change then
+    local partition = change[1]
+    if not outboxes[partition] then
+      local box = outbox_prefix .. decimal(partition)
+      redis.call('XLEN', box)  -- WRONGTYPE now, not at the end
+      outboxes[partition] = box
+      partitions[#partitions + 1] = decimal(partition)
+    end
+    changes_out[#changes_out + 1] = change
+    changes = changes + 1
+    local row = tally[change[4]]
+    if not row then
+      row = {}
+      tally[change[4]] = row
+    end
+    row[change[5]] = (row[change[5]] or 0) + 1
+  end
+  list_due(old_due, due, bucket, cid, due_head, hours_key)
+  if any_dirty then clean[#clean + 1] = cid end
 end
 
 local mode = ARGV[6]
 local hours, lengths = {}, {}
 load_codes(codes_key)  -- rescore_text reads codes and names directly
+defer_due_lists()
 if mode == 'buckets' then
-  for k = 5, #KEYS do
+  for k = FIRST_BUCKET, #KEYS do
     local key = KEYS[k]
     local bucket = string.match(key, '{(%d+)}$')
     local all = redis.call('HGETALL', key)
-    local writes = {}
-    for i = 1, #all, 2 do
-      local cid, value = all[i], all[i + 1]
-      writes[#writes + 1] = cid
-      writes[#writes + 1] = rescore_value(value, cid, bucket)
-    end
-    for i = 1, #writes, 400 do
-      redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
-    end
+    for i = 1, #all, 2 do rescore_value(key, all[i + 1], all[i], bucket) end
   end
 elseif mode == 'ids' then
   for i = 7, #ARGV do
-    local key, cid = KEYS[i - 2], ARGV[i]
-    local value = redis.call('HGET', key, cid)
-    if value then
-      redis.call('HSET', key, cid, rescore_value(value, cid, string.match(key, '{(%d+)}$')))
-    end
+    local key, cid = KEYS[i - 7 + FIRST_BUCKET], ARGV[i]
+    local value = staged_get(key, cid)
+    if value then rescore_value(key, value, cid, string.match(key, '{(%d+)}$')) end
   end
 else  -- 'due': new due times are after as_of, so no list read here needs its entries yet
-  -- A customer listed twice is rescored once: its profile is written at once, with a due
-  -- time after as_of (or none), so read_due finds it not due at its second entry.
-  defer_due_lists()
+  -- A customer listed twice is rescored once: reads see the staged profile, whose due time
+  -- is after as_of (or none), so read_due finds it not due at its second entry.
   hours, lengths = read_due(hours_key, due_head, ARGV[7], as_of, ARGV[8], tonumber(ARGV[9]),
-    function(value, bucket, cid, key)
-      redis.call('HSET', key, cid, rescore_value(value, cid, bucket))
-    end)
-  push_due_lists(due_head, hours_key)
+    function(value, bucket, cid, key) rescore_value(key, value, cid, bucket) end, staged_get)
+end
+
+-- Everything is computed: write it.
+for _, key in ipairs(staged_keys) do
+  local writes = {}
+  for cid, packed in pairs(staged[key]) do
+    writes[#writes + 1] = cid
+    writes[#writes + 1] = packed
+  end
+  for i = 1, #writes, 400 do
+    redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
+  end
+end
+for _, c in ipairs(changes_out) do
+  redis.call('XADD', outboxes[c[1]], '*', 't', 'chg', 'k', c[2], 'v', c[3])
+end
+for _, partition in ipairs(partitions) do redis.call('SADD', outboxes_key, partition) end
+push_due_lists(due_head, hours_key)
+for i = 1, #clean, 500 do
+  redis.call('SREM', dirty_key, unpack(clean, i, math.min(i + 499, #clean)))
 end
 -- One counter update per segment, zero included: the Python route creates the same fields.
 local counts, transitions = {}, {}
@@ -225,4 +278,4 @@ for previous, row in pairs(tally) do
   end
 end
 for name, by in pairs(counts) do redis.call('HINCRBY', segments_key, name, by) end
-return { examined, changes, partitions, transitions, hours, lengths }
+return { examined, changes, partitions, transitions, hours, lengths, failed }

@@ -49,13 +49,21 @@ def rescore(settings: Settings, args: argparse.Namespace) -> int:
             as_of = as_of_ms if as_of_ms is not None else await runtime.as_of_now()
             result = await run_pass(runtime, as_of, full=True)
             await ensure_topics(settings)
-            relayed = await runtime.relay.drain(runtime.partitions)
+            relayed = await runtime.relay.drain()
         finally:
             await runtime.close()
         print(
             f"rescored {result.rescored} of {result.examined} customers as of {iso_utc(as_of)}: "
             f"{result.changes} segment changes; {relayed} records published"
         )
+        if result.failed:
+            shown = ", ".join(repr(c) for c in result.failed[:10])
+            print(
+                f"rfm-stream rescore: {len(result.failed)} customers could not be scored "
+                f"(corrupt state or a bug; left as they were): {shown}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
     return run_async(go())

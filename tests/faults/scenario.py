@@ -29,7 +29,14 @@ from tests.faults.common import (
     wait_for,
 )
 from tests.support.checks import assert_changes_complete, assert_state_matches, redis_profiles
-from tests.support.harness import Worker, read_topic, rfm_env, run_cli, settings_of
+from tests.support.harness import (
+    Worker,
+    outbox_backlog,
+    read_topic,
+    rfm_env,
+    run_cli,
+    settings_of,
+)
 from tests.support.oracle import BatchResult, fold
 from tests.support.state_reads import all_profiles
 
@@ -114,8 +121,7 @@ class Scenario:
         return sum(v for k, v in self.stats().items() if k != "redelivered")
 
     def outbox_backlog(self) -> int:
-        r = self.redis
-        return sum(int(r.xlen(self.keys.outbox(p))) for p in range(self.settings.partitions))
+        return outbox_backlog(self.redis_url, self.settings.redis_prefix)
 
     def relay_locks(self) -> list[bytes]:
         return list(self.redis.scan_iter(match=f"{self.settings.redis_prefix}:relay-lock:*"))

@@ -223,7 +223,7 @@ async def test_the_relay_loop_stops_when_cancelled_just_as_it_is_woken(
     cancellation: the loop ran on and the worker hung until SIGKILL (seen once in CI)."""
     relay = outboxes.relay(outboxes.publisher())
     wake = asyncio.Event()
-    task = asyncio.create_task(relay.run_forever(range(0), wake, every=30))
+    task = asyncio.create_task(relay.run_forever(wake, every=30))
     await asyncio.sleep(0.05)  # the loop is waiting to be woken
     wake.set()
     task.cancel()
@@ -243,7 +243,7 @@ async def test_the_relay_loop_stops_when_a_cancellation_lands_in_a_redis_call(
     relay = outboxes.relay(outboxes.publisher())
     ignored = []
     for steps in range(300):
-        task = asyncio.create_task(relay.run_forever(range(8), asyncio.Event(), every=0))
+        task = asyncio.create_task(relay.run_forever(asyncio.Event(), every=0))
         for _ in range(steps):
             await asyncio.sleep(0)
         task.cancel()

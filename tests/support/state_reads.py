@@ -52,9 +52,18 @@ def due_times(r: redis.Redis, keys: Keys | None = None) -> dict[str, int]:
     }
 
 
+def orders_key_of(customer_id: str, keys: Keys | None = None) -> str:
+    """The Redis key holding this customer's order records."""
+    return (keys or Keys()).orders_of(customer_id)
+
+
+def order_field(customer_id: str, order_id: str) -> str:
+    """The field of one order record in ``orders_key_of(customer_id)``."""
+    return f"{customer_id}\x1f{order_id}"
+
+
 def has_order(r: redis.Redis, customer_id: str, order_id: str, keys: Keys | None = None) -> bool:
-    keys = keys or Keys()
-    return bool(r.hexists(keys.orders_of(customer_id), f"{customer_id}\x1f{order_id}"))
+    return bool(r.hexists(orders_key_of(customer_id, keys), order_field(customer_id, order_id)))
 
 
 def bucket_keys(customer_ids: Iterable[str], keys: Keys | None = None) -> set[bytes]:
