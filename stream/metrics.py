@@ -46,6 +46,16 @@ CONSUMER_LAG = Gauge(
     "Records not yet processed: partition high watermark minus next offset to process",
     ["topic", "partition"],
 )
+INPUT_PARTITIONS = Gauge(
+    "rfm_input_partitions",
+    "Partitions of the input topic by the broker's metadata (at start and every rebalance)",
+    ["topic"],
+)
+INPUT_PARTITIONS_DIFFER = Gauge(
+    "rfm_input_partitions_differ_from_setting",
+    "1 when the input topic has another partition count than RFM_PARTITIONS says",
+    ["topic"],
+)
 ASSIGNED_PARTITIONS = Gauge(
     "rfm_assigned_partitions", "Input partitions assigned to this worker", ["topic"]
 )

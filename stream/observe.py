@@ -17,9 +17,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from state.cancellation import raise_if_cancelled
 from stream import metrics
 from stream.runtime import Runtime
+from stream.topics import input_partitions
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0
+_background: set[asyncio.Future[None]] = set()  # running checks, kept from being collected
+
+
+async def _check_partitions(runtime: Runtime) -> None:
+    try:
+        await input_partitions(runtime.settings)
+    except Exception as exc:  # a metric left as it was, never a crash
+        log.warning("reading the input topic's partitions failed: %s: %s", type(exc).__name__, exc)
 
 
 def install(app: faust.App, runtime: Runtime) -> None:
@@ -50,6 +59,11 @@ def install(app: faust.App, runtime: Runtime) -> None:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
         metrics.REBALANCES.inc()
+        # The topic may have grown (the likely cause of this rebalance): read its partition
+        # count again, in the background, so the rebalance does not wait for an admin call.
+        task = asyncio.ensure_future(_check_partitions(runtime))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     @app.task  # type: ignore[untyped-decorator]
     async def refresh_gauges() -> None:
@@ -80,11 +94,16 @@ async def readiness(app: faust.App, runtime: Runtime) -> dict[str, bool]:
     return {"partitions_assigned": assigned and not app.rebalancing, "redis": redis_ok}
 
 
-async def refresh(app: faust.App, runtime: Runtime) -> None:
+async def refresh_shared(runtime: Runtime) -> None:
+    """The gauges read from Redis: the same on every worker."""
     counts = await runtime.reader.segment_counts()
     for name in runtime.rules.names:
         metrics.SEGMENT_CUSTOMERS.labels(name).set(counts.get(name, 0))
     metrics.OUTBOX_BACKLOG.set(await runtime.relay.backlog())
+
+
+async def refresh(app: faust.App, runtime: Runtime) -> None:
+    await refresh_shared(runtime)
     topic = runtime.settings.orders_topic
     tps = _orders_partitions(app, topic)
     metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(tps))

@@ -101,7 +101,11 @@ class Settings:
     orders_topic: str = _setting("rfm.orders", _text, "Input topic of order events")
     dlq_topic: str = _setting("rfm.orders.dlq", _text, "Dead-letter topic for bad events")
     changes_topic: str = _setting("rfm.segment-changes", _text, "Output topic of segment changes")
-    partitions: int = _setting("8", _positive_int, "Partitions of the topics this app creates")
+    partitions: int = _setting(
+        "8",
+        _positive_int,
+        "Partitions of the topics this app creates (an existing topic keeps its own count)",
+    )
     replication_factor: int = _setting("1", _positive_int, "Replication of created topics")
     scoring: str = _setting("thresholds", _choice("thresholds", "quintiles"), "Scoring mode")
     segments: str = _setting(

@@ -52,6 +52,7 @@ FIXED_KEYS = (
     "segments",
     "quintiles",
     "rescore",
+    "outboxes",
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from stream.settings import Settings, load_settings
@@ -156,34 +156,39 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) 
     return asyncio.run(_produce(bootstrap, topic, records))
 
 
-async def _read_all(
-    bootstrap: str,
-    topic: str,
-    expect: int | None,
-    timeout: float,
+async def _read_to_end(
+    bootstrap: str, topic: str, timeout: float
 ) -> list[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            got = await consumer.getmany(timeout_ms=300)
-            for batch in got.values():
-                out.extend(batch)
-            if got:
-                quiet_since = time.monotonic()
-            if expect is not None and len(out) >= expect:
-                break
-            if expect is None and time.monotonic() - quiet_since > 2.0:
-                break
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return []
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        by_partition: dict[int, list[ConsumerRecord[bytes, bytes]]] = {p.partition: [] for p in tps}
+        short = list(tps)
+        while short:
+            if time.monotonic() > deadline:
+                behind = {tp.partition: (await consumer.position(tp), ends[tp]) for tp in short}
+                raise AssertionError(
+                    f"{topic}: not read to its end offsets within {timeout}s "
+                    f"(partition: (position, end)) {behind}"
+                )
+            got = await consumer.getmany(*short, timeout_ms=300)
+            for tp, batch in got.items():
+                by_partition[tp.partition].extend(batch)
+            short = [tp for tp in short if await consumer.position(tp) < ends[tp]]
+        for p in sorted(by_partition):
+            out.extend(by_partition[p])
     finally:
         await consumer.stop()
     return out
@@ -193,7 +198,13 @@ def read_topic(
     bootstrap: str,
     topic: str,
     expect: int | None = None,
-    timeout: float = 20,
+    timeout: float = 30,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on a topic, from the beginning: until ``expect`` arrived, or 2 s of quiet."""
-    return asyncio.run(_read_all(bootstrap, topic, expect, timeout))
+    """Every record of a topic up to its end offsets as they are now, partition by partition
+    in offset order (so each key's records in the order consumers see them). Fails loudly
+    if the end is not reached in ``timeout`` or if fewer than ``expect`` records are there.
+    Read after whatever publishes to it is done (the outbox relayed), not while it runs."""
+    records = asyncio.run(_read_to_end(bootstrap, topic, timeout))
+    if expect is not None:
+        assert len(records) >= expect, f"{topic}: {len(records)} records, expected {expect}"
+    return records
