@@ -57,7 +57,10 @@ async def input_partitions(settings: Settings) -> int | None:
 
 async def _input_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> int | None:
     topic = settings.orders_topic
-    described = await admin.describe_topics([topic])
+    # Metadata of every topic, not of this one by name: asking for a missing topic by name
+    # creates it on a broker with auto.create.topics.enable (Kafka's default), with the
+    # broker's default partition count, before the workers' own topic creation could run.
+    described = await admin.describe_topics(None)
     partitions = [d.get("partitions") or [] for d in described if d.get("topic") == topic]
     if not partitions or not partitions[0]:
         return None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from stream.settings import Settings, load_settings
@@ -159,23 +159,28 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) 
 async def _read_to_end(
     bootstrap: str, topic: str, timeout: float
 ) -> list[ConsumerRecord[bytes, bytes]]:
+    # Subscribed by name: its metadata is asked for by name (a full metadata request does
+    # not always list a topic on the embedded broker after it restarted empty).
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout
     try:
-        await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: no partitions known within {timeout}s")
+            await asyncio.sleep(0.05)
+        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         by_partition: dict[int, list[ConsumerRecord[bytes, bytes]]] = {p.partition: [] for p in tps}
-        short = list(tps)
+        short = [tp for tp in tps if ends[tp] > 0]
         while short:
             if time.monotonic() > deadline:
                 behind = {tp.partition: (await consumer.position(tp), ends[tp]) for tp in short}
