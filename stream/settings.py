@@ -52,6 +52,13 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _redis_url(text: str) -> str:
+    url = _text(text)
+    if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
 def _currency(text: str) -> str:
     if not is_currency_code(text):
         raise ValueError("must be an ISO 4217 code such as USD")
@@ -82,7 +89,7 @@ def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
 class Settings:
     kafka_bootstrap: str = _setting("127.0.0.1:9092", _text, "Kafka bootstrap servers")
     redis_url: str = _setting(
-        "redis://127.0.0.1:6379/0", _text, "Redis URL (redis:// or rediss://)"
+        "redis://127.0.0.1:6379/0", _redis_url, "Redis URL (redis:// or rediss://)"
     )
     redis_prefix: str = _setting("rfm", _text, "Prefix of every Redis key")
     redis_tls_ca_file: str = _setting("", str, "CA file to verify Redis over TLS (rediss://)")
