@@ -59,6 +59,13 @@ def _redis_url(text: str) -> str:
     return url
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
+
+
 def _currency(text: str) -> str:
     if not is_currency_code(text):
         raise ValueError("must be an ISO 4217 code such as USD")
@@ -138,9 +145,7 @@ class Settings:
     fetch_max_wait_ms: int = _setting(
         "100", _positive_int, "Longest a fetch waits at the broker for new orders, milliseconds"
     )
-    web_port: int = _setting(
-        "6066", _positive_int, "HTTP port of the worker: /metrics, /healthz, /readyz"
-    )
+    web_port: int = _setting("6066", _port, "HTTP port of the worker: /metrics, /healthz, /readyz")
     data_dir: str = _setting("var/rfm-stream", _text, "Directory for the worker's local files")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "Log level")
     log_format: str = _setting(
