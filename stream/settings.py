@@ -52,6 +52,20 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _redis_url(text: str) -> str:
+    url = _text(text)
+    if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
+
+
 def _currency(text: str) -> str:
     if not is_currency_code(text):
         raise ValueError("must be an ISO 4217 code such as USD")
@@ -82,7 +96,7 @@ def _setting(default: str, parse: Callable[[str], Any], doc: str) -> Any:
 class Settings:
     kafka_bootstrap: str = _setting("127.0.0.1:9092", _text, "Kafka bootstrap servers")
     redis_url: str = _setting(
-        "redis://127.0.0.1:6379/0", _text, "Redis URL (redis:// or rediss://)"
+        "redis://127.0.0.1:6379/0", _redis_url, "Redis URL (redis:// or rediss://)"
     )
     redis_prefix: str = _setting("rfm", _text, "Prefix of every Redis key")
     redis_tls_ca_file: str = _setting("", str, "CA file to verify Redis over TLS (rediss://)")
@@ -135,9 +149,7 @@ class Settings:
     fetch_max_wait_ms: int = _setting(
         "100", _positive_int, "Longest a fetch waits at the broker for new orders, milliseconds"
     )
-    web_port: int = _setting(
-        "6066", _positive_int, "HTTP port of the worker: /metrics, /healthz, /readyz"
-    )
+    web_port: int = _setting("6066", _port, "HTTP port of the worker: /metrics, /healthz, /readyz")
     data_dir: str = _setting("var/rfm-stream", _text, "Directory for the worker's local files")
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"), "Log level")
     log_format: str = _setting(

@@ -46,6 +46,8 @@ def rescore(settings: Settings, args: argparse.Namespace) -> int:
     async def go() -> int:
         runtime = Runtime.build(settings)
         try:
+            # Redis unreachable is one line from main(), not a failed pass and its traceback.
+            await runtime.redis.ping()
             as_of = as_of_ms if as_of_ms is not None else await runtime.as_of_now()
             result = await run_pass(runtime, as_of, full=True)
             await ensure_topics(settings)

@@ -142,6 +142,28 @@ def produce_records(
     return len(records)
 
 
+def produce_record_batch(
+    bootstrap: str, topic: str, partition: int, records: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Publish these records as ONE Kafka record batch on one partition, so a consumer
+    fetches all of them or none: a test knows they reach the worker in a single batch."""
+
+    async def go() -> None:
+        producer = _producer(bootstrap)
+        await producer.start()
+        try:
+            batch = producer.create_batch()
+            for key, value in records:
+                assert batch.append(key=key, value=value, timestamp=None) is not None, (
+                    "records do not fit in one record batch"
+                )
+            await (await producer.send_batch(batch, topic, partition=partition))
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
 class PacedPublisher(threading.Thread):
     """Publishes records in chunks with a pause between them, so events keep flowing while
     a scenario kills, starts and stops workers; ``finish()`` publishes the rest at once."""
