@@ -107,9 +107,7 @@ def _json(raw: bytes) -> object:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(limit + 2 * depth)  # the json module recurses once per level
     try:
-        document = json.loads(
-            text, parse_int=_json_int, parse_float=_json_float, parse_constant=_no_constant
-        )
+        document = _DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError, and the number checks below
         raise _Invalid("malformed_json", str(exc)) from None
     finally:
@@ -117,6 +115,29 @@ def _json(raw: bytes) -> object:
     if "\\u" in text and _has_lone_surrogate(document):
         raise _Invalid("malformed_json", "lone surrogate escape")
     return document
+
+
+def _json_int(text: str) -> int:
+    if math.isinf(float(text)):
+        raise ValueError(f"integer {text[:20]}... is beyond the range of a double")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    """A number with a fraction or an exponent is read as the nearest double."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]}... is beyond the range of a double")
+    return value
+
+
+def _no_constant(text: str) -> object:
+    raise ValueError(f"{text} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(
+    parse_int=_json_int, parse_float=_json_float, parse_constant=_no_constant
+)
 
 
 def _nesting_depth(text: str) -> int:
@@ -139,24 +160,6 @@ def _nesting_depth(text: str) -> int:
         elif char in "]}":
             depth -= 1
     return deepest
-
-
-def _json_int(text: str) -> int:
-    if math.isinf(float(text)):
-        raise ValueError(f"integer {text[:20]}... is beyond the range of a double")
-    return int(text)
-
-
-def _json_float(text: str) -> float:
-    """A number with a fraction or an exponent is read as the nearest double."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:20]}... is beyond the range of a double")
-    return value
-
-
-def _no_constant(text: str) -> object:
-    raise ValueError(f"{text} is not JSON")
 
 
 def _has_lone_surrogate(value: object) -> bool:
@@ -249,7 +252,7 @@ def _amount_minor(document: dict[str, object], config: Config) -> int:
     currency = _currency(document.get("currency"), config)
     if amount.decimal_places() > minor_digits(currency):
         raise _Invalid("invalid_amount", f"finer than the minor unit of {currency}")
-    return to_base_minor(amount.as_fraction(), currency, config.currency, config.rates)
+    return to_base_minor(amount, currency, config.currency, config.rates)
 
 
 def _amount(value: object, config: Config) -> ExactDecimal:

@@ -123,14 +123,18 @@ class ExactDecimal:
         return sign * self.coefficient * Fraction(10) ** self.exponent
 
 
-def to_base_minor(amount: Fraction, currency: str, base: str, rates: Mapping[str, Fraction]) -> int:
-    """``amount`` of ``currency`` (already known to fit its minor unit) in minor units of
-    ``base``: exact for the base currency, converted exactly and then rounded half to even
-    once for another currency (``rates[currency]`` base units per unit)."""
-    base_scale: int = 10 ** minor_digits(base)
-    if currency == base:
-        minor = amount * base_scale
-        assert minor.denominator == 1, "amount finer than the minor unit"
-        return int(minor)
-    exact = amount * rates[currency] * base_scale
-    return round(exact)  # round() of a Fraction: to the nearest integer, half to even
+def to_base_minor(
+    amount: ExactDecimal, currency: str, base: str, rates: Mapping[str, Fraction]
+) -> int:
+    """A non-negative ``amount`` of ``currency`` (already known to fit its minor unit) in
+    minor units of ``base``: exact for the base currency; for another currency converted
+    exactly (``rates[currency]`` base units per unit), then rounded half to even once."""
+    # amount * 10**(base minor digits) as numerator / denominator
+    numerator = amount.coefficient * 10 ** max(0, amount.exponent + minor_digits(base))
+    denominator = 10 ** max(0, -amount.exponent - minor_digits(base))
+    if currency != base:
+        numerator *= rates[currency].numerator
+        denominator *= rates[currency].denominator
+    minor = Fraction(numerator, denominator)
+    assert currency != base or minor.denominator == 1, "finer than the minor unit"
+    return round(minor)  # round() of a Fraction: to the nearest integer, half to even
