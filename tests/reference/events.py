@@ -1,9 +1,10 @@
 """One record value -> an ``Event``, or a ``DeadLetter`` with the README's reason.
 
-When an event has several problems, the first check below that fails decides the reason:
-payload size, JSON, object; then ``type``, ``order_id``, ``customer_id``, ``refund_id``
-(refunds only), ``occurred_at``, and last ``amount`` then ``currency`` (not for cancels,
-which ignore both).
+When an event has several problems, the first check that fails decides the reason, in this
+order: payload size, JSON, object; ``type``; ``order_id``; ``customer_id``; ``refund_id``
+(refunds only); ``occurred_at`` (type, format, range, future); ``amount`` (missing, type,
+format, negative, too large); ``currency`` (shape, known); the amount's decimal places in
+that currency. Cancels ignore ``amount`` and ``currency``.
 """
 
 from __future__ import annotations
@@ -80,12 +81,11 @@ def _parse(raw: bytes | None, config: Config, now_ms: int) -> Event:
     if not isinstance(document, dict):
         raise _Invalid("not_an_object")
     kind = _kind(document.get("type"))
-    order_id = _id(document, "order_id", config, required=True)
-    customer_id = _id(document, "customer_id", config, required=True)
-    refund_id = _id(document, "refund_id", config, required=False) if kind == "refund" else None
+    order_id = _required_id(document, "order_id", config)
+    customer_id = _required_id(document, "customer_id", config)
+    refund_id = _optional_id(document, "refund_id", config) if kind == "refund" else None
     occurred_ms = _occurred_ms(document.get("occurred_at"), config, now_ms)
     amount_minor = 0 if kind == "cancel" else _amount_minor(document, config)
-    assert order_id is not None and customer_id is not None
     return Event(kind, order_id, customer_id, amount_minor, occurred_ms, refund_id)
 
 
@@ -104,14 +104,10 @@ def _json(raw: bytes) -> object:
         depth = _nesting_depth(text)
         if depth > MAX_JSON_DEPTH:
             raise _Invalid("malformed_json", f"nested {depth} deep")
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(limit + 2 * depth)  # the json module recurses once per level
     try:
-        document = _DECODER.decode(text)
+        document = _decode(text, depth)
     except ValueError as exc:  # JSONDecodeError, and the number checks below
         raise _Invalid("malformed_json", str(exc)) from None
-    finally:
-        sys.setrecursionlimit(limit)
     if "\\u" in text and _has_lone_surrogate(document):
         raise _Invalid("malformed_json", "lone surrogate escape")
     return document
@@ -138,6 +134,18 @@ def _no_constant(text: str) -> object:
 _DECODER: Final = json.JSONDecoder(
     parse_int=_json_int, parse_float=_json_float, parse_constant=_no_constant
 )
+
+
+def _decode(text: str, depth: int) -> object:
+    """The json module recurses once per level: deep documents get room for that."""
+    if depth <= 100:
+        return _DECODER.decode(text)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 2 * depth)
+    try:
+        return _DECODER.decode(text)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _nesting_depth(text: str) -> int:
@@ -193,17 +201,23 @@ def _kind(value: object) -> Kind:
     raise _Invalid("invalid_type", value)
 
 
-def _id(document: dict[str, object], name: str, config: Config, *, required: bool) -> str | None:
+def _required_id(document: dict[str, object], name: str, config: Config) -> str:
+    value = _optional_id(document, name, config)
+    if value is None:
+        raise _Invalid("missing_field", name)
+    return value
+
+
+def _optional_id(document: dict[str, object], name: str, config: Config) -> str | None:
     """A non-empty string of at most ``max_id_chars`` characters, without control characters
     and not only whitespace; JSON null counts as absent."""
     value = document.get(name)
     if value is None:
-        if required:
-            raise _Invalid("missing_field", name)
         return None
     if not isinstance(value, str):
         raise _Invalid("invalid_field", name)
-    if value == "" or len(value) > config.max_id_chars or _CONTROL.search(value) or value.isspace():
+    too_long = len(value) > config.max_id_chars
+    if value == "" or too_long or _CONTROL.search(value) or value.isspace():
         raise _Invalid("invalid_field", name)
     return value
 

@@ -223,6 +223,8 @@ def expected(history: History, config: Config, as_of_ms: int) -> dict[str, Expec
             r = recency_score(fig.recency_days, config.recency_days)
             f = at_least_score(fig.orders, config.frequency)
             m = at_least_score(fig.spend_minor, config.monetary_minor)
+        if fig.orders == 0:  # "no order in the window scores F=1 and M=1", whatever bounds
+            f = m = 1
         result[customer_id] = Expected(
             first_ms=fig.first_ms,
             last_ms=fig.last_ms,

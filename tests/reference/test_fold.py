@@ -295,3 +295,18 @@ def test_a_reference_to_an_order_older_than_the_retention_is_ambiguous() -> None
 def test_iso_and_epoch_times_agree() -> None:
     history = fold([purchase("o1", NOW - DAY), record(occurred_at=iso(NOW - DAY))], CONFIG, NOW)
     assert history.outcomes == Counter(applied=1, duplicate=1)
+
+
+def test_no_order_in_the_window_is_f1_m1_even_with_zero_bounds() -> None:
+    config = Config.from_env(
+        {"RFM_WINDOW_DAYS": "30", "RFM_FREQUENCY": "0,1,2,3", "RFM_MONETARY": "0,1,2,3"}
+    )
+    values = [
+        purchase("old", NOW - 40 * DAY, customer="outside"),
+        purchase("new", NOW - DAY, customer="refunded"),
+        record(type="refund", customer_id="refunded", order_id="new", occurred_at=NOW),
+    ]
+    profiles = expected(fold(values, config, NOW), config, NOW)
+    assert (profiles["outside"].f, profiles["outside"].m) == (1, 1)
+    # An order in the window, fully refunded: spend 0 reaches the bound 0.
+    assert (profiles["refunded"].f, profiles["refunded"].m) == (3, 2)
