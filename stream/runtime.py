@@ -69,7 +69,7 @@ class Runtime:
         relay = OutboxRelay(redis, keys, publisher, settings.changes_topic, settings.dlq_topic)
         validation = ValidationRules(
             currencies=settings.currencies,
-            max_future_skew_ms=int(settings.max_future_skew * 1000),
+            max_future_skew_ms=round(settings.max_future_skew * 1000),
         )
         gaps = GapFiller(
             settings.kafka_bootstrap,

@@ -46,8 +46,17 @@ _SHOW_CHARS: Final = 80
 # JSON-number grammar (plus ".5"/"5."), ASCII digits only: Decimal() alone would also take
 # "NaN", " 1 ", "1_000" and Arabic-Indic digits, none of which a producer means as money.
 _AMOUNT_TEXT: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-# fromisoformat accepts any separator and date-only or basic formats; RFC 3339 does not.
-_DATE_TIME_PREFIX: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]", re.ASCII)
+# RFC 3339's date-time (section 5.6; 't', 'z' and a space as the separator allowed, as it
+# notes). fromisoformat alone also takes ISO 8601 forms RFC 3339 has not: no seconds, basic
+# times, offsets without a colon or with seconds, comma fractions.
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+# An exponent of this many digits is no money; Decimal refuses such text outright, so it is
+# judged from its sign and coefficient instead (too large, negative, or zero).
+_MAX_EXPONENT_DIGITS: Final = 6
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,7 @@ def _rfc3339_ms(text: str) -> int:
     A zone is required: a naive time would be read in whatever zone the worker runs in, so
     the same event would land on different days on different machines.
     """
-    if len(text) > _MAX_TIMESTAMP_CHARS or not text.isascii() or not _DATE_TIME_PREFIX.match(text):
+    if len(text) > _MAX_TIMESTAMP_CHARS or not _RFC3339.fullmatch(text):
         raise _Reject("invalid_timestamp", f"occurred_at is not RFC 3339: {_show(text)}")
     try:
         parsed = datetime.fromisoformat(text.upper())  # RFC 3339 allows 't' and 'z'
@@ -263,10 +272,24 @@ def _to_decimal(value: int | float | str) -> Decimal:
         return Decimal(repr(value))
     if len(value) > _MAX_AMOUNT_CHARS or not _AMOUNT_TEXT.fullmatch(value):
         raise _Reject("invalid_amount", f"amount is not a finite decimal number: {_show(value)}")
+    mantissa, _, exponent = value.lower().partition("e")
+    if len(exponent.lstrip("+-").lstrip("0")) > _MAX_EXPONENT_DIGITS:
+        return _extreme(mantissa, exponent, value)
     try:
         return Decimal(value)
-    except InvalidOperation:  # an exponent beyond what Decimal can represent
+    except InvalidOperation:  # pragma: no cover - the grammar and the exponent check above
         raise _Reject("invalid_amount", f"amount is out of range: {_show(value)}") from None
+
+
+def _extreme(mantissa: str, exponent: str, value: str) -> Decimal:
+    """An amount with an exponent of more than a million: zero, or far out of any range."""
+    if not mantissa.strip("-.0"):
+        return Decimal(0)
+    if mantissa.startswith("-"):
+        raise _Reject("negative_amount", f"amount must not be negative: {_show(value)}")
+    if exponent.startswith("-"):
+        raise _Reject("invalid_amount", f"amount has more decimals than money has: {_show(value)}")
+    raise _Reject("amount_too_large", f"amount is implausibly large: {_show(value)}")
 
 
 def _currency(value: object, rules: ValidationRules) -> str:

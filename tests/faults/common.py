@@ -282,7 +282,7 @@ def scoring_context(settings: Settings) -> ScoringContext:
 def validation_rules(settings: Settings) -> ValidationRules:
     """The rules the worker validates with (stream.runtime builds them the same way)."""
     return ValidationRules(
-        currencies=settings.currencies, max_future_skew_ms=int(settings.max_future_skew * 1000)
+        currencies=settings.currencies, max_future_skew_ms=round(settings.max_future_skew * 1000)
     )
 
 

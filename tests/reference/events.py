@@ -113,10 +113,15 @@ def _json(raw: bytes) -> object:
     return document
 
 
-def _json_int(text: str) -> int:
+def _json_int(text: str) -> int | float:
+    """README: an integer beyond 64 bits (below -2**63 or from 2**64) is read as the
+    nearest double, like a number with a fraction."""
     if math.isinf(float(text)):
         raise ValueError(f"integer {text[:20]}... is beyond the range of a double")
-    return int(text)
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
 
 
 def _json_float(text: str) -> float:
