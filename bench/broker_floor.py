@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.env import Stack, create_topic
 from bench.latency import by_fifth, stats
 from bench.paced import plan, publish_at
-from stream.settings import Settings
+from stream.settings import KafkaSettings
 
 TOPIC = "bench-floor.orders"
 
@@ -46,7 +46,7 @@ async def _run(
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=Settings.fetch_max_wait_ms,  # the worker's default
+        fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms,  # the worker's default
     )
     await producer.start()
     await consumer.start()

@@ -27,8 +27,6 @@ from stream.settings import Settings
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-# How often a worker compares the group's committed offsets with the offsets Redis applied.
-GAP_CHECK_SECONDS = 10.0
 
 
 def broker_url(bootstrap: str) -> str:
@@ -37,32 +35,32 @@ def broker_url(bootstrap: str) -> str:
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     app = BatchApp(
-        settings.app_id,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        broker=broker_url(settings.kafka_bootstrap),
+        settings.kafka.app_id,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+        broker=broker_url(settings.kafka.bootstrap),
         broker_credentials=faust_credentials(settings),
-        datadir=settings.data_dir,
-        web_port=settings.web_port,
+        datadir=settings.operations.data_dir,
+        web_port=settings.operations.web_port,
         web_host="0.0.0.0",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=settings.heartbeat_interval,
-        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.kafka.session_timeout,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval,
+        broker_rebalance_timeout=settings.kafka.rebalance_timeout,
         # Commit at most every 10 batches and every second: a commit in the drain loop
         # holds the next fetch for a broker round trip, and Redis, not the commit, is
         # what makes a redelivery harmless.
-        broker_commit_every=settings.batch_size * 10,
-        broker_max_poll_records=settings.batch_size,
+        broker_commit_every=settings.kafka.batch_size * 10,
+        broker_max_poll_records=settings.kafka.batch_size,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         producer_acks=-1,
         logging_config=None,
     )
     orders = app.topic(
-        settings.orders_topic,
+        settings.kafka.orders_topic,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -72,7 +70,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     def highwater(partition: int) -> int | None:
         try:
-            value = app.consumer.highwater(TP(settings.orders_topic, partition))
+            value = app.consumer.highwater(TP(settings.kafka.orders_topic, partition))
         except Exception:  # not assigned (any more), or not fetched yet
             return None
         return None if value is None else int(value)
@@ -87,7 +85,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     app.batch_topic(orders, process_orders)
 
-    @app.timer(settings.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
+    @app.timer(settings.operations.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
         # A failed pass is logged and counted; the next tick retries. Raising here would
         # stop the whole worker.
@@ -95,14 +93,14 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             await periodic_pass(runtime)
         relay_wake.set()
 
-    @app.timer(GAP_CHECK_SECONDS)  # type: ignore[untyped-decorator]
+    @app.timer(settings.operations.gap_check_interval)  # type: ignore[untyped-decorator]
     async def catch_up_lost_writes() -> None:
         partitions = [
             tp.partition for tp in app.consumer.assignment() if tp.topic == orders.get_topic_name()
         ]
         try:
             await ensure_topics(settings)  # a broker that lost its data has lost them too
-            filled = await runtime.pipeline.fill_committed_gaps(settings.app_id, partitions)
+            filled = await runtime.pipeline.fill_committed_gaps(settings.kafka.app_id, partitions)
         except Exception as exc:
             log.warning("checking for lost writes failed: %s: %s", type(exc).__name__, exc)
             return
@@ -114,7 +112,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         await retry_transient(
             lambda: runtime.rescorer.sweep_dirty(runtime.as_of_now), "sweeping dirty customers"
         )
-        await runtime.relay.run_forever(relay_wake, every=0.5)
+        await runtime.relay.run_forever(relay_wake, every=settings.operations.relay_interval)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(app: Any, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 async def periodic_pass(runtime: Runtime) -> PassResult:
     as_of = await runtime.as_of_now()
-    if runtime.settings.scoring == "quintiles":
+    if runtime.settings.scoring.mode == "quintiles":
         return await run_pass(runtime, as_of, full=True, cause_full="rescore")
     return await run_pass(runtime, as_of, full=False)
 

@@ -20,7 +20,6 @@ from stream.runtime import Runtime
 from stream.topics import input_partitions
 
 log = logging.getLogger(__name__)
-REFRESH_SECONDS = 5.0
 _background: set[asyncio.Future[None]] = set()  # running checks, kept from being collected
 
 
@@ -36,9 +35,9 @@ def install(app: faust.App, runtime: Runtime) -> None:
     metrics.BUILD.info(
         {
             "version": version("rfm-stream"),
-            "scoring": settings.scoring,
-            "segments": settings.segments,
-            "clock": settings.clock,
+            "scoring": settings.scoring.mode,
+            "segments": settings.scoring.segments,
+            "clock": settings.scoring.clock,
         }
     )
 
@@ -73,7 +72,7 @@ def install(app: faust.App, runtime: Runtime) -> None:
                 await refresh(app, runtime)
             except Exception as exc:  # a dashboard gap, never a crash
                 log.warning("refreshing gauges failed: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(settings.operations.gauge_refresh_interval)
 
 
 def _orders_partitions(app: faust.App, topic: str) -> list[Any]:
@@ -88,7 +87,7 @@ async def readiness(app: faust.App, runtime: Runtime) -> dict[str, bool]:
     except Exception:
         redis_ok = False
     try:
-        assigned = bool(_orders_partitions(app, runtime.settings.orders_topic))
+        assigned = bool(_orders_partitions(app, runtime.settings.kafka.orders_topic))
     except Exception:
         assigned = False
     return {"partitions_assigned": assigned and not app.rebalancing, "redis": redis_ok}
@@ -104,7 +103,7 @@ async def refresh_shared(runtime: Runtime) -> None:
 
 async def refresh(app: faust.App, runtime: Runtime) -> None:
     await refresh_shared(runtime)
-    topic = runtime.settings.orders_topic
+    topic = runtime.settings.kafka.orders_topic
     tps = _orders_partitions(app, topic)
     metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(tps))
     applied = await runtime.reader.applied_offsets(topic)

@@ -31,6 +31,7 @@ from stream import faults, metrics
 from stream.publisher import OutgoingRecord, Publisher
 
 log = logging.getLogger(__name__)
+# Defaults of RFM_RELAY_CHUNK and RFM_RELAY_LOCK_TIMEOUT (stream/settings.py).
 CHUNK = 2000  # entries per XRANGE: 500 made a drain round 4x the round trips (p99 1.4 -> 0.34 s)
 LOCK_SECONDS = 10
 _KINDS = {RECORD_KIND: "segment_change", JSON_KIND: "segment_change", b"dlq": "dead_letter"}
@@ -49,9 +50,18 @@ return 0
 
 class OutboxRelay:
     def __init__(
-        self, redis: Redis, keys: Keys, publisher: Publisher, changes_topic: str, dlq_topic: str
+        self,
+        redis: Redis,
+        keys: Keys,
+        publisher: Publisher,
+        changes_topic: str,
+        dlq_topic: str,
+        *,
+        chunk: int = CHUNK,
+        lock_seconds: int = LOCK_SECONDS,
     ) -> None:
         self.redis, self.keys, self.publisher = redis, keys, publisher
+        self.chunk, self.lock_seconds = chunk, lock_seconds  # RFM_RELAY_CHUNK, ..._LOCK_TIMEOUT
         self.topics = {RECORD_KIND: changes_topic, JSON_KIND: changes_topic, b"dlq": dlq_topic}
         self._unlock = redis.register_script(_UNLOCK)
         self._renew = redis.register_script(_RENEW)
@@ -122,10 +132,10 @@ class OutboxRelay:
                 pipe.xtrim(self.keys.outbox(p), minid=point, approximate=False)
             for p in sorted(held):
                 lock = self.keys.relay_lock(p)
-                await self._renew(keys=[lock], args=[token, LOCK_SECONDS], client=pipe)
-                pipe.xrange(self.keys.outbox(p), "-", "+", count=CHUNK)
+                await self._renew(keys=[lock], args=[token, self.lock_seconds], client=pipe)
+                pipe.xrange(self.keys.outbox(p), "-", "+", count=self.chunk)
             for p in wanted:
-                pipe.set(self.keys.relay_lock(p), token, nx=True, ex=LOCK_SECONDS)
+                pipe.set(self.keys.relay_lock(p), token, nx=True, ex=self.lock_seconds)
             answers = iter((await pipe.execute())[len(done) :])
         entries: dict[int, list[Any]] = {}
         for p in sorted(held):

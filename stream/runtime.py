@@ -24,9 +24,9 @@ from stream.validation import ValidationRules
 
 def load_rules(settings: Settings) -> SegmentRules:
     try:
-        return load_segment_rules(settings.segments)
+        return load_segment_rules(settings.scoring.segments)
     except SegmentRulesError as exc:
-        raise SettingsError(f"RFM_SEGMENTS={settings.segments!r}: {exc}") from exc
+        raise SettingsError(f"RFM_SEGMENTS={settings.scoring.segments!r}: {exc}") from exc
 
 
 @dataclass
@@ -46,39 +46,47 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         rules = load_rules(settings)
         redis = aioredis.from_url(
-            settings.redis_url,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=30,
+            settings.redis.url,
+            socket_timeout=settings.redis.socket_timeout,
+            socket_connect_timeout=settings.redis.connect_timeout,
+            health_check_interval=settings.redis.health_check_interval,
             **redis_options(settings),
         )
-        keys = Keys(settings.redis_prefix)
+        keys = Keys(settings.redis.prefix)
         store = StateStore(redis, keys)
         reader = StateReader(redis, keys)
         contexts = ScoringContexts(
             redis,
             keys,
-            settings.scoring,
-            ThresholdScorer(settings.thresholds),
+            settings.scoring.mode,
+            ThresholdScorer(settings.scoring.thresholds),
             rules,
-            settings.currency,
-            settings.exponent,
+            settings.scoring.currency,
+            settings.scoring.exponent,
         )
         rescorer = Rescorer(store, reader, contexts, on_chunk=lambda: faults.hit("rescore_midway"))
-        publisher = Publisher(settings.kafka_bootstrap, **aiokafka_options(settings))
-        relay = OutboxRelay(redis, keys, publisher, settings.changes_topic, settings.dlq_topic)
+        publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
+        relay = OutboxRelay(
+            redis,
+            keys,
+            publisher,
+            settings.kafka.changes_topic,
+            settings.kafka.dlq_topic,
+            chunk=settings.operations.relay_chunk,
+            lock_seconds=settings.operations.relay_lock_timeout,
+        )
         validation = ValidationRules(
-            currencies=settings.currencies,
-            max_future_skew_ms=round(settings.max_future_skew * 1000),
+            currencies=settings.scoring.currencies,
+            max_future_skew_ms=round(settings.scoring.max_future_skew * 1000),
         )
         gaps = GapFiller(
-            settings.kafka_bootstrap,
-            settings.orders_topic,
-            settings.batch_size,
+            settings.kafka.bootstrap,
+            settings.kafka.orders_topic,
+            settings.kafka.batch_size,
             **aiokafka_options(settings),
         )
         pipeline = OrderPipeline(
-            settings.orders_topic, validation, store, rescorer, settings.clock, gaps
+            settings.kafka.orders_topic, validation, store, rescorer, settings.scoring.clock, gaps
         )
         return cls(
             settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
@@ -86,7 +94,7 @@ class Runtime:
 
     async def as_of_now(self) -> int:
         """The time recency is measured against: now, or the latest event time applied."""
-        if self.settings.clock == "event":
+        if self.settings.scoring.clock == "event":
             return await self.reader.clock_ms() or now_ms()
         return now_ms()
 

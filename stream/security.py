@@ -13,22 +13,22 @@ from stream.settings import Settings
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if "SSL" not in settings.kafka_security_protocol:
+    if "SSL" not in settings.kafka.security_protocol:
         return None
-    return ssl.create_default_context(cafile=settings.kafka_ssl_ca_file or None)
+    return ssl.create_default_context(cafile=settings.kafka.ssl_ca_file or None)
 
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaProducer / AIOKafkaConsumer / AIOKafkaAdminClient."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    options: dict[str, Any] = {"security_protocol": settings.kafka.security_protocol}
     context = kafka_ssl_context(settings)
     if context is not None:
         options["ssl_context"] = context
-    if settings.kafka_security_protocol.startswith("SASL"):
+    if settings.kafka.security_protocol.startswith("SASL"):
         options.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
+            sasl_mechanism=settings.kafka.sasl_mechanism,
+            sasl_plain_username=settings.kafka.sasl_username,
+            sasl_plain_password=settings.kafka.sasl_password.get_secret_value(),
         )
     return options
 
@@ -37,13 +37,13 @@ def faust_credentials(settings: Settings) -> Any:
     """``broker_credentials`` for faust, or None for PLAINTEXT."""
     import faust
 
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     context = kafka_ssl_context(settings)
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka.sasl_username,
+            password=settings.kafka.sasl_password.get_secret_value(),
+            mechanism=settings.kafka.sasl_mechanism,
             ssl_context=context,
         )
     if context is not None:
@@ -53,6 +53,6 @@ def faust_credentials(settings: Settings) -> Any:
 
 def redis_options(settings: Settings) -> dict[str, Any]:
     """Extra keyword arguments for redis.asyncio.from_url (auth and TLS come from the URL)."""
-    if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_file:
-        return {"ssl_ca_certs": settings.redis_tls_ca_file}
+    if settings.redis.url.startswith("rediss://") and settings.redis.tls_ca_file:
+        return {"ssl_ca_certs": settings.redis.tls_ca_file}
     return {}

@@ -69,7 +69,7 @@ async def run(settings: Settings, rate: float, customers: int, seed: int) -> int
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     orders = live_orders(customers, seed=seed, now_ms=now_ms)
-    publisher = Publisher(settings.kafka_bootstrap)
+    publisher = Publisher(settings.kafka.bootstrap)
     published = 0
     owed = 0.0  # fractional orders carried to the next tick, so any rate is kept on average
     interval = 1.0 / TICKS_PER_SECOND
@@ -77,8 +77,8 @@ async def run(settings: Settings, rate: float, customers: int, seed: int) -> int
         "publishing %.1f orders/s from %d customers to %s at %s",
         rate,
         customers,
-        settings.orders_topic,
-        settings.kafka_bootstrap,
+        settings.kafka.orders_topic,
+        settings.kafka.bootstrap,
     )
     try:
         next_tick = time.monotonic()
@@ -86,7 +86,9 @@ async def run(settings: Settings, rate: float, customers: int, seed: int) -> int
             owed += rate * interval
             n, owed = int(owed), owed - int(owed)
             if n:
-                batch = [OutgoingRecord(settings.orders_topic, k, v) for k, v in islice(orders, n)]
+                batch = [
+                    OutgoingRecord(settings.kafka.orders_topic, k, v) for k, v in islice(orders, n)
+                ]
                 await publisher.publish(batch)
                 published += n
             next_tick += interval
@@ -110,7 +112,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(f"rfm-stream shopper: bad setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=settings.operations.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

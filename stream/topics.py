@@ -24,19 +24,28 @@ log = logging.getLogger(__name__)
 async def ensure_topics(settings: Settings) -> int | None:
     """Create missing topics; returns the input topic's partition count (None if unknown)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, **aiokafka_options(settings)
+        bootstrap_servers=settings.kafka.bootstrap, **aiokafka_options(settings)
     )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.orders_topic, settings.dlq_topic, settings.changes_topic]
+        wanted = [
+            settings.kafka.orders_topic,
+            settings.kafka.dlq_topic,
+            settings.kafka.changes_topic,
+        ]
         missing = [t for t in wanted if t not in existing]
         if missing:
-            new = [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
+            new = [
+                NewTopic(t, settings.kafka.partitions, settings.kafka.replication_factor)
+                for t in missing
+            ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics(new)
             log.info(
-                "created topics %s with %d partitions", ", ".join(missing), settings.partitions
+                "created topics %s with %d partitions",
+                ", ".join(missing),
+                settings.kafka.partitions,
             )
         return await _input_partitions(admin, settings)
     finally:
@@ -46,7 +55,7 @@ async def ensure_topics(settings: Settings) -> int | None:
 async def input_partitions(settings: Settings) -> int | None:
     """The input topic's partition count by the broker's metadata, reported as metrics."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, **aiokafka_options(settings)
+        bootstrap_servers=settings.kafka.bootstrap, **aiokafka_options(settings)
     )
     await admin.start()
     try:
@@ -56,7 +65,7 @@ async def input_partitions(settings: Settings) -> int | None:
 
 
 async def _input_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> int | None:
-    topic = settings.orders_topic
+    topic = settings.kafka.orders_topic
     # Metadata of every topic, not of this one by name: asking for a missing topic by name
     # creates it on a broker with auto.create.topics.enable (Kafka's default), with the
     # broker's default partition count, before the workers' own topic creation could run.
@@ -66,7 +75,7 @@ async def _input_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> i
         return None
     count = len(partitions[0])
     metrics.INPUT_PARTITIONS.labels(topic).set(count)
-    differs = count != settings.partitions
+    differs = count != settings.kafka.partitions
     metrics.INPUT_PARTITIONS_DIFFER.labels(topic).set(int(differs))
     if differs:
         log.warning(
@@ -74,6 +83,6 @@ async def _input_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> i
             "(RFM_PARTITIONS only sets what new topics are created with)",
             topic,
             count,
-            settings.partitions,
+            settings.kafka.partitions,
         )
     return count

@@ -38,7 +38,7 @@ LIVE_RATE = 25  # orders per second
 def run(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM too
     with _servers(settings) as settings:
-        print(f"broker {settings.kafka_bootstrap}, redis {settings.redacted()['redis_url']}")
+        print(f"broker {settings.kafka.bootstrap}, redis {settings.redacted()['RFM_REDIS_URL']}")
         asyncio.run(ensure_topics(settings))
         worker = _start_worker(settings)
         try:
@@ -61,22 +61,23 @@ def _servers(settings: Settings) -> Iterator[Settings]:
         return
     print("starting an embedded broker and Redis ...")
     with EmbeddedStack() as stack:
-        yield replace(
-            settings,
-            kafka_bootstrap=os.environ.get("RFM_KAFKA_BOOTSTRAP", stack.kafka_bootstrap),
-            redis_url=os.environ.get("RFM_REDIS_URL", stack.redis_url),
+        yield settings.with_values(
+            {
+                "RFM_KAFKA_BOOTSTRAP": os.environ.get("RFM_KAFKA_BOOTSTRAP", stack.kafka_bootstrap),
+                "RFM_REDIS_URL": os.environ.get("RFM_REDIS_URL", stack.redis_url),
+            }
         )
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    log_dir = Path(settings.data_dir)
+    log_dir = Path(settings.operations.data_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "demo-worker.log"
     env = {
         **os.environ,
-        "RFM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "RFM_REDIS_URL": settings.redis_url,
-        "RFM_RESCORE_INTERVAL": str(min(settings.rescore_interval, 10)),
+        "RFM_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "RFM_REDIS_URL": settings.redis.url,
+        "RFM_RESCORE_INTERVAL": str(min(settings.operations.rescore_interval, 10)),
     }
     print(f"starting a worker (log: {log_path}) ...")
     with log_path.open("ab") as log:
@@ -100,7 +101,7 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 async def _show(settings: Settings) -> None:
-    publisher = Publisher(settings.kafka_bootstrap, **aiokafka_options(settings))
+    publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
     try:
         await _backfill(settings, publisher)
         shop = asyncio.create_task(_shop(settings, publisher))
@@ -118,7 +119,7 @@ async def _backfill(settings: Settings, publisher: Publisher) -> None:
     end = now_ms() - 60_000
     profile = replace(BACKFILL, start_ms=end - 365 * MS_PER_DAY, end_ms=end, seed=end % 1000)
     records = [
-        OutgoingRecord(settings.orders_topic, key, value)
+        OutgoingRecord(settings.kafka.orders_topic, key, value)
         for key, value in generate_history(profile)
     ]
     print(
@@ -133,7 +134,7 @@ async def _shop(settings: Settings, publisher: Publisher) -> None:
     orders = live_orders(500, seed=now_ms() % 1000, now_ms=now_ms)
     while True:
         batch = [
-            OutgoingRecord(settings.orders_topic, k, v)
+            OutgoingRecord(settings.kafka.orders_topic, k, v)
             for k, v in (next(orders) for _ in range(LIVE_RATE))
         ]
         await publisher.publish(batch)
@@ -142,13 +143,13 @@ async def _shop(settings: Settings, publisher: Publisher) -> None:
 
 async def _print_changes(settings: Settings) -> None:
     consumer = AIOKafkaConsumer(
-        settings.changes_topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        settings.kafka.changes_topic,
+        bootstrap_servers=settings.kafka.bootstrap,
         group_id=None,
         auto_offset_reset="latest",
     )
     await consumer.start()
-    print(f"live segment changes from {settings.changes_topic} (Ctrl-C stops everything):")
+    print(f"live segment changes from {settings.kafka.changes_topic} (Ctrl-C stops everything):")
     seen = 0
     started = time.monotonic()
     try:

@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    logging.config.dictConfig(
+        logging_config(settings.operations.log_level, settings.operations.log_format)
+    )
     try:
         return _command(args.command)(settings, args)
     except SettingsError as exc:
@@ -77,10 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (RedisError, KafkaError, OSError) as exc:
         # A clear line instead of a traceback; URLs with credentials are never printed.
-        redis_url = settings.redacted()["redis_url"]
+        redis_url = settings.redacted()["RFM_REDIS_URL"]
         print(
             f"rfm-stream {args.command}: {type(exc).__name__}: {exc} "
-            f"(Kafka {settings.kafka_bootstrap}, Redis {redis_url})",
+            f"(Kafka {settings.kafka.bootstrap}, Redis {redis_url})",
             file=sys.stderr,
         )
         return 1

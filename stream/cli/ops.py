@@ -21,7 +21,9 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         await ensure_topics(settings)
         runtime = Runtime.build(settings)
         try:
-            report = await produce_file(Path(args.file), runtime.publisher, settings.orders_topic)
+            report = await produce_file(
+                Path(args.file), runtime.publisher, settings.kafka.orders_topic
+            )
         finally:
             await runtime.close()
         print(format_report(report))

@@ -20,14 +20,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     runtime = Runtime.build(settings)  # validates segment rules before anything starts
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    Path(settings.operations.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(_check_redis(settings))  # wrong credentials fail here, not in the stream
     asyncio.run(ensure_topics(settings))
     app = create_app(settings, runtime)
     worker = faust.Worker(
         app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_level, settings.log_format),
+        loglevel=settings.operations.log_level,
+        logging_config=logging_config(
+            settings.operations.log_level, settings.operations.log_format
+        ),
         quiet=True,
     )
     worker.execute_from_commandline()
@@ -36,7 +38,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _check_redis(settings: Settings) -> None:
     client = aioredis.from_url(
-        settings.redis_url, socket_connect_timeout=5, **redis_options(settings)
+        settings.redis.url,
+        socket_connect_timeout=settings.redis.connect_timeout,
+        **redis_options(settings),
     )
     try:
         await client.ping()

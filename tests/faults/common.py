@@ -272,17 +272,18 @@ def header(record: Any, name: str) -> str | None:
 
 def scoring_context(settings: Settings) -> ScoringContext:
     return ScoringContext(
-        ThresholdScorer(settings.thresholds),
-        load_segment_rules(settings.segments),
-        settings.currency,
-        settings.exponent,
+        ThresholdScorer(settings.scoring.thresholds),
+        load_segment_rules(settings.scoring.segments),
+        settings.scoring.currency,
+        settings.scoring.exponent,
     )
 
 
 def validation_rules(settings: Settings) -> ValidationRules:
     """The rules the worker validates with (stream.runtime builds them the same way)."""
     return ValidationRules(
-        currencies=settings.currencies, max_future_skew_ms=round(settings.max_future_skew * 1000)
+        currencies=settings.scoring.currencies,
+        max_future_skew_ms=round(settings.scoring.max_future_skew * 1000),
     )
 
 

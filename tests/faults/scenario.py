@@ -77,7 +77,7 @@ class Scenario:
             **{"RFM_CLOCK": "event", "RFM_BATCH_SIZE": "200", **FAST_GROUP, **extra_env},
         )
         self.settings = settings_of(self.env)
-        self.keys = Keys(self.settings.redis_prefix)
+        self.keys = Keys(self.settings.redis.prefix)
         self.published: list[bytes | None] = []
         self._workers = 0
         # Topics with the configured partitions before anything is published (a producer
@@ -91,7 +91,7 @@ class Scenario:
         return redis.Redis.from_url(self.redis_url)
 
     def publish(self, records: Sequence[tuple[bytes | None, bytes | None]]) -> int:
-        n = produce_records(self.bootstrap, self.settings.orders_topic, records)
+        n = produce_records(self.bootstrap, self.settings.kafka.orders_topic, records)
         self.published.extend(v for _, v in records)
         return n
 
@@ -100,7 +100,7 @@ class Scenario:
     ) -> PacedPublisher:
         """A started background publisher; the records count as published from now on."""
         publisher = PacedPublisher(
-            self.bootstrap, self.settings.orders_topic, records, chunk, interval
+            self.bootstrap, self.settings.kafka.orders_topic, records, chunk, interval
         )
         self.published.extend(v for _, v in records)
         publisher.start()
@@ -121,10 +121,10 @@ class Scenario:
         return sum(v for k, v in self.stats().items() if k != "redelivered")
 
     def outbox_backlog(self) -> int:
-        return outbox_backlog(self.redis_url, self.settings.redis_prefix)
+        return outbox_backlog(self.redis_url, self.settings.redis.prefix)
 
     def relay_locks(self) -> list[bytes]:
-        return list(self.redis.scan_iter(match=f"{self.settings.redis_prefix}:relay-lock:*"))
+        return list(self.redis.scan_iter(match=f"{self.settings.redis.prefix}:relay-lock:*"))
 
     def wait_accounted(self, worker: Worker | None, timeout: float = 120) -> float:
         total = len(self.published)
@@ -140,7 +140,7 @@ class Scenario:
 
     def applied_offsets(self) -> dict[int, int]:
         raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.offsets))
-        head = f"{self.settings.orders_topic}:".encode()
+        head = f"{self.settings.kafka.orders_topic}:".encode()
         return {int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)}
 
     # -- the oracle
@@ -212,7 +212,7 @@ class Scenario:
         assert_segment_counts_consistent(self.redis_url, self.keys)
 
         expected = oracle.expected(ctx, as_of)
-        records = read_topic(self.bootstrap, self.settings.changes_topic)
+        records = read_topic(self.bootstrap, self.settings.kafka.changes_topic)
         strangers = {orjson.loads(r.value)["customer_id"] for r in records} - set(expected)
         assert not strangers, f"changes for customers the events never named: {strangers}"
         duplicates = assert_changes_complete(
@@ -238,12 +238,12 @@ class Scenario:
         message; repeats of one source must be identical. Returns (distinct, repeats)."""
         expected = Counter({k[4:]: v for k, v in oracle.outcomes.items() if k.startswith("dlq:")})
         total = sum(expected.values())
-        records = read_topic(self.bootstrap, self.settings.dlq_topic, timeout=30)
+        records = read_topic(self.bootstrap, self.settings.kafka.dlq_topic, timeout=30)
         by_source: dict[str, tuple[bytes | None, list[tuple[str, bytes]]]] = {}
         repeats = 0
         for record in records:
             source = header(record, "rfm.dlq.source")
-            assert source and source.startswith(f"{self.settings.orders_topic}:"), record
+            assert source and source.startswith(f"{self.settings.kafka.orders_topic}:"), record
             assert header(record, "rfm.dlq.reason"), record
             assert header(record, "rfm.dlq.message"), record
             content = (record.value, sorted(record.headers))

@@ -42,7 +42,7 @@ def around(body: str, secret: str) -> str:
 def apply_in_process(sc: Scenario, events: Sequence[tuple[bytes, bytes]]) -> None:
     """The worker's pipeline, run here against the configured Redis (faster than a worker):
     records get partitions by key and consecutive offsets, as a topic would give them."""
-    partitions = sc.settings.partitions
+    partitions = sc.settings.kafka.partitions
     next_offset = [0] * partitions
     records = []
     for key, value in events:

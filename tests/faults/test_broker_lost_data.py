@@ -52,7 +52,7 @@ def test_broker_that_lost_its_data_is_recovered_from(
     before, after = purchases(0, 400, "old"), purchases(400, 200, "new")
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
-        produce(broker.url, settings.orders_topic, before)
+        produce(broker.url, settings.kafka.orders_topic, before)
         wait_until(lambda: accounted(redis_url) == 400, 60, "first records applied", worker)
         # Nothing in flight to the broker when it dies: tansu acknowledges records sent
         # right after a topic is recreated and then does not return some of them (seen
@@ -64,9 +64,12 @@ def test_broker_that_lost_its_data_is_recovered_from(
         broker.kill()
         broker.restart()  # empty: every topic and offset is gone
         wait_until(
-            lambda: settings.orders_topic in _topics(broker.url), 60, "topics recreated", worker
+            lambda: settings.kafka.orders_topic in _topics(broker.url),
+            60,
+            "topics recreated",
+            worker,
         )
-        produce(broker.url, settings.orders_topic, after)
+        produce(broker.url, settings.kafka.orders_topic, after)
         wait_until(lambda: accounted(redis_url) == 600, 120, "new records applied", worker)
         wait_until(lambda: outbox_empty(redis_url), 60, "outbox relayed", worker)
     finally:
@@ -77,7 +80,7 @@ def test_broker_that_lost_its_data_is_recovered_from(
         k.decode(): int(v) for k, v in redis.Redis.from_url(redis_url).hgetall("rfm:stats").items()
     }
     assert stats["applied"] == 600
-    changes = [orjson.loads(m.value) for m in read_topic(broker.url, settings.changes_topic)]
+    changes = [orjson.loads(m.value) for m in read_topic(broker.url, settings.kafka.changes_topic)]
     # every new customer's first segment reaches the recreated topic
     assert {c["customer_id"] for c in changes} >= {f"new{n}" for n in range(40)}
 

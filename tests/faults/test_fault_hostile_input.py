@@ -265,7 +265,7 @@ def test_hostile_input_is_dead_lettered_and_isolated(
     # Every key is one of ours: a fixed key, an outbox, a due list, or a bucket of a
     # customer the events named; nothing else, whatever the ids looked like.
     r = sc.redis
-    prefix = sc.settings.redis_prefix
+    prefix = sc.settings.redis.prefix
     allowed = {f"{prefix}:{k}".encode() for k in FIXED_KEYS}
     outboxes = cast(set[bytes], r.smembers(sc.keys.outboxes))
     allowed |= {sc.keys.outbox(int(p)).encode() for p in outboxes}

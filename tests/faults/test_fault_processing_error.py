@@ -71,7 +71,7 @@ def test_exception_while_applying_dead_letters_only_that_event(
 
     internal = [
         r
-        for r in read_topic(kafka_bootstrap, sc.settings.dlq_topic)
+        for r in read_topic(kafka_bootstrap, sc.settings.kafka.dlq_topic)
         if header(r, "rfm.dlq.reason") == "internal_error"
     ]
     assert len(internal) == 1, internal
@@ -80,7 +80,7 @@ def test_exception_while_applying_dead_letters_only_that_event(
     assert record.key == events[poison][0]
     assert "InjectedFault" in (header(record, "rfm.dlq.message") or "")
     source = header(record, "rfm.dlq.source") or ""
-    assert source.startswith(f"{sc.settings.orders_topic}:")
+    assert source.startswith(f"{sc.settings.kafka.orders_topic}:")
     # The customer of the poisoned order still has every other order of theirs.
     customer = orjson.loads(events[poison][1])["customer_id"]
     assert not has_order(sc.redis, customer, order_id, sc.keys)

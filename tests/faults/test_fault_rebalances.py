@@ -39,7 +39,7 @@ def _synced(worker: Worker) -> bool:
 def _all_partitions_moved(sc: Scenario, since: dict[int, int]) -> bool:
     """Every partition applied events after ``since``: none is left without an owner."""
     now = sc.applied_offsets()
-    return all(now.get(p, -1) > since.get(p, -1) for p in range(sc.settings.partitions))
+    return all(now.get(p, -1) > since.get(p, -1) for p in range(sc.settings.kafka.partitions))
 
 
 def test_rebalances_one_two_three_two_one_workers(

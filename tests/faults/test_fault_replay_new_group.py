@@ -41,15 +41,15 @@ def test_replay_from_zero_into_a_new_group_changes_nothing(
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
-    prefix = sc.settings.redis_prefix
+    prefix = sc.settings.redis.prefix
     # Relay locks are coordination, not state; one may outlive a clean stop (its TTL).
     lingering = [sc.relay_locks()]
     before = _state(sc.redis_url, prefix)
     stats_before = sc.stats()
-    changes_before = len(read_topic(kafka_bootstrap, sc.settings.changes_topic))
-    dead_before = len(read_topic(kafka_bootstrap, sc.settings.dlq_topic))
+    changes_before = len(read_topic(kafka_bootstrap, sc.settings.kafka.changes_topic))
+    dead_before = len(read_topic(kafka_bootstrap, sc.settings.kafka.dlq_topic))
 
-    replay = sc.worker("replay", RFM_APP_ID=f"{sc.settings.app_id}-replay").start()
+    replay = sc.worker("replay", RFM_APP_ID=f"{sc.settings.kafka.app_id}-replay").start()
     started = time.monotonic()
     try:
         target = stats_before.get("redelivered", 0) + len(events)
@@ -70,8 +70,8 @@ def test_replay_from_zero_into_a_new_group_changes_nothing(
     after.pop(stats_key)
     differ = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not differ, f"{len(differ)} keys changed by the replay, e.g. {differ[:5]}"
-    assert len(read_topic(kafka_bootstrap, sc.settings.changes_topic)) == changes_before
-    assert len(read_topic(kafka_bootstrap, sc.settings.dlq_topic)) == dead_before
+    assert len(read_topic(kafka_bootstrap, sc.settings.kafka.changes_topic)) == changes_before
+    assert len(read_topic(kafka_bootstrap, sc.settings.kafka.dlq_topic)) == dead_before
 
     run = FaultRun("replay_new_group", recovery_seconds=None)
     run.extra.update(replayed=len(events), replay_seconds=round(seconds, 2), keys=len(before))

@@ -52,7 +52,7 @@ def test_sigterm_with_a_batch_in_hand_finishes_and_commits_it(
 ) -> None:
     server = private_redis()  # paused below: no other test may share it
     sc = Scenario(kafka_bootstrap, server.url, topic_prefix, tmp_path, RFM_PARTITIONS="1")
-    topic, group = sc.settings.orders_topic, sc.settings.app_id
+    topic, group = sc.settings.kafka.orders_topic, sc.settings.kafka.app_id
     records = [(e.key, e.value) for e in history_events(PROFILE)][:BATCH]
     assert len(records) == BATCH
 

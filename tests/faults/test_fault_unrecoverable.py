@@ -61,7 +61,7 @@ def test_unwritable_dead_letter_exits_70_and_the_event_is_applied_once_after_res
     kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     sc = Scenario(kafka_bootstrap, redis_url, topic_prefix, tmp_path, RFM_PARTITIONS="1")
-    topic, group = sc.settings.orders_topic, sc.settings.app_id
+    topic, group = sc.settings.kafka.orders_topic, sc.settings.kafka.app_id
     events = list(history_events(PROFILE))
     picked = [events.pop(_unique_purchase(events)) for _ in range(BEFORE + 1)]
     head = [(e.key, e.value) for e in picked]
@@ -115,7 +115,7 @@ def test_unwritable_dead_letter_exits_70_and_the_event_is_applied_once_after_res
     assert state.orders == verdict.oracle.customers[customer].count
     changes = [
         orjson.loads(r.value)
-        for r in read_topic(kafka_bootstrap, sc.settings.changes_topic)
+        for r in read_topic(kafka_bootstrap, sc.settings.kafka.changes_topic)
         if r.key == customer.encode()
     ]
     assert changes and changes[0]["sequence"] == 1 and changes[0]["cause"] == "order", changes

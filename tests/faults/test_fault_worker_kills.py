@@ -58,7 +58,10 @@ def test_sigkill_at_random_points_and_between_redis_write_and_commit(
         assert sc.redis.scard(sc.keys.dirty) > 0, "after_apply: customers should be unscored"
         applied = sc.applied_offsets()
         committed = kafka_committed(
-            kafka_bootstrap, sc.settings.app_id, sc.settings.orders_topic, sc.settings.partitions
+            kafka_bootstrap,
+            sc.settings.kafka.app_id,
+            sc.settings.kafka.orders_topic,
+            sc.settings.kafka.partitions,
         )
         assert any(off + 1 > committed.get(p, -1) for p, off in applied.items()), (
             "expected Redis to be ahead of the Kafka commit",

@@ -44,11 +44,11 @@ def test_redis_restored_to_older_snapshot_is_caught_up_from_kafka(
 
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
-        produce(kafka_bootstrap, settings.orders_topic, events[:half])
+        produce(kafka_bootstrap, settings.kafka.orders_topic, events[:half])
         wait_until(lambda: accounted(server.url) == half, 90, "first half applied", worker)
         wait_until(lambda: outbox_empty(server.url), 30, "first changes relayed", worker)
         client.save()  # the snapshot Redis will come back with
-        produce(kafka_bootstrap, settings.orders_topic, events[half:])
+        produce(kafka_bootstrap, settings.kafka.orders_topic, events[half:])
         wait_until(lambda: accounted(server.url) == len(events), 90, "all applied", worker)
         time.sleep(2)  # let faust commit the offsets of the second half
         server.kill()  # dies: every write after the snapshot is lost
@@ -56,7 +56,7 @@ def test_redis_restored_to_older_snapshot_is_caught_up_from_kafka(
         server.restart()
         assert accounted(server.url) == half  # really lost the second half
         # One more event reveals the gap: the worker must re-read the second half first.
-        produce(kafka_bootstrap, settings.orders_topic, [events[0]])  # a duplicate
+        produce(kafka_bootstrap, settings.kafka.orders_topic, [events[0]])  # a duplicate
         wait_until(lambda: accounted(server.url) == len(events) + 1, 90, "caught up", worker)
         wait_until(lambda: outbox_empty(server.url), 30, "outbox relayed", worker)
     finally:

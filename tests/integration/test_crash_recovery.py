@@ -44,7 +44,8 @@ def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
     # Publish in the background while the worker is killed and restarted three times.
     publisher = threading.Thread(
         target=lambda: [
-            produce(kafka_bootstrap, settings.orders_topic, events[i : i + 1500]) or time.sleep(0.3)
+            produce(kafka_bootstrap, settings.kafka.orders_topic, events[i : i + 1500])
+            or time.sleep(0.3)
             for i in range(0, len(events), 1500)
         ],
     )

@@ -53,7 +53,7 @@ def test_an_input_topic_with_more_partitions_than_the_setting(
         kafka_bootstrap, redis_url, topic_prefix, tmp_path, RFM_PARTITIONS="8", RFM_CLOCK="event"
     )
     settings = settings_of(env)
-    asyncio.run(_create(kafka_bootstrap, settings.orders_topic, 12))
+    asyncio.run(_create(kafka_bootstrap, settings.kafka.orders_topic, 12))
     events = [
         (
             f"c{i:03d}".encode(),
@@ -68,7 +68,7 @@ def test_an_input_topic_with_more_partitions_than_the_setting(
         )
         for i in range(CUSTOMERS)
     ]
-    produce(kafka_bootstrap, settings.orders_topic, events)
+    produce(kafka_bootstrap, settings.kafka.orders_topic, events)
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
         wait_until(lambda: accounted(redis_url) == CUSTOMERS, 60, "all applied", worker)
@@ -76,7 +76,7 @@ def test_an_input_topic_with_more_partitions_than_the_setting(
         status, body = http_get(worker, "/metrics")
         assert status == 200
         text = body.decode()
-        topic = settings.orders_topic
+        topic = settings.kafka.orders_topic
         assert f'rfm_input_partitions{{topic="{topic}"}} 12.0' in text
         assert f'rfm_input_partitions_differ_from_setting{{topic="{topic}"}} 1.0' in text
     finally:
@@ -84,7 +84,9 @@ def test_an_input_topic_with_more_partitions_than_the_setting(
     log = worker.log_path.read_text(errors="replace")
     assert "has 12 partitions but RFM_PARTITIONS is 8" in log
 
-    changes = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, settings.changes_topic)]
+    changes = [
+        orjson.loads(r.value) for r in read_topic(kafka_bootstrap, settings.kafka.changes_topic)
+    ]
     changed = {c["customer_id"] for c in changes}
     assert changed == {f"c{i:03d}" for i in range(CUSTOMERS)}
     assert all(c["previous_segment"] is None for c in changes)

@@ -112,7 +112,7 @@ def test_thresholds_mode_hand_computed_segments(
 
     assert segment_sizes(env) == dict(Counter(expected_segment.values()))
 
-    chains = change_chains(kafka_bootstrap, settings.changes_topic)
+    chains = change_chains(kafka_bootstrap, settings.kafka.changes_topic)
     assert set(chains) == set(PRESET_EXPECTED)
     for cid, chain in chains.items():
         assert chain[-1]["segment"] == expected_segment[cid], (cid, chain)

@@ -135,7 +135,7 @@ def test_quintiles_rescore_matches_population_quintiles(
         f"{len(moved)} segment changes; {len(moved)} records published"
     )
     assert segment_sizes(env) == dict(Counter(e[-1] for e in expected.values() if e[-1]))
-    chains = change_chains(kafka_bootstrap, settings.changes_topic)
+    chains = change_chains(kafka_bootstrap, settings.kafka.changes_topic)
     for cid in ids:
         last = chains[cid][-1]
         assert last["segment"] == after[cid]["segment"], cid

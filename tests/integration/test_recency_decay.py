@@ -89,7 +89,7 @@ def test_rescore_as_of_decays_recency(
     assert raw_state(redis_url, "n1")[2] == ms(1 / 24) + 61 * MS_PER_DAY
     assert raw_state(redis_url, "k1")[2] == ms(20) + 31 * MS_PER_DAY
 
-    chains = change_chains(kafka_bootstrap, settings.changes_topic)
+    chains = change_chains(kafka_bootstrap, settings.kafka.changes_topic)
     for cid, previous, segment in (("n1", "new", "promising"), ("c1", "champions", "loyal")):
         last = chains[cid][-1]
         assert (last["previous_segment"], last["segment"], last["cause"]) == (
@@ -168,7 +168,7 @@ def test_periodic_due_pass_follows_the_event_clock(
     # R2 until 120 days; "l" is never due
     assert due_times(r, KEYS) == {"a": ms(121), "b": ms(121), "z": ms(131)}
 
-    chains = change_chains(kafka_bootstrap, settings.changes_topic)
+    chains = change_chains(kafka_bootstrap, settings.kafka.changes_topic)
     expected = {"a": ("new", "hibernating"), "b": ("potential_loyalist", "at_risk")}
     for cid, (previous, segment) in expected.items():
         last = chains[cid][-1]
@@ -268,5 +268,5 @@ def test_due_pass_rewrites_only_due_customers(
         assert raw_state(redis_url, cid) == snapshot[cid], cid
         assert profile(redis_url, cid)["as_of"] == ms(50), cid
     assert profile(redis_url, "later")["recency_days"] == 5  # as of day 50, not recomputed
-    chain = change_chains(kafka_bootstrap, settings.changes_topic)["due"]
+    chain = change_chains(kafka_bootstrap, settings.kafka.changes_topic)["due"]
     assert [(c["segment"], c["cause"]) for c in chain] == [("new", "order"), ("general", "recency")]

@@ -35,7 +35,7 @@ def test_replay_of_50k_orders_equals_batch_computation(
     settings = settings_of(env)
     events = list(generate_history(PROFILE))
     assert sum(1 for _ in events) >= 50_000
-    produce(kafka_bootstrap, settings.orders_topic, events)
+    produce(kafka_bootstrap, settings.kafka.orders_topic, events)
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
         wait_until(lambda: accounted(redis_url) == len(events), 240, "all events accounted", worker)

@@ -120,7 +120,7 @@ def test_every_event_type_and_dead_letter_reason(
     events = GOOD + list(BAD.values())
     worker = Worker(env, tmp_path / "worker.log").start()
     try:
-        produce(kafka_bootstrap, settings.orders_topic, events)
+        produce(kafka_bootstrap, settings.kafka.orders_topic, events)
         wait_until(lambda: accounted(redis_url) == len(events), 60, "all events accounted", worker)
         wait_until(lambda: outbox_empty(redis_url), 30, "outbox relayed", worker)
     finally:
@@ -146,7 +146,7 @@ def test_every_event_type_and_dead_letter_reason(
     oracle = fold((v for _, v in events), runtime_rules, int(datetime.now(UTC).timestamp() * 1000))
     assert dict(oracle.outcomes) == stats
     ctx = ScoringContext(
-        ThresholdScorer(settings.thresholds), load_segment_rules("default"), "USD", 2
+        ThresholdScorer(settings.scoring.thresholds), load_segment_rules("default"), "USD", 2
     )
     expected = oracle.expected(ctx, oracle.clock_ms)
     for state in (c1, c2, c3):
@@ -165,17 +165,21 @@ def test_every_event_type_and_dead_letter_reason(
         assert got == exp, state.customer_id
 
     # dead letters: original bytes, a reason header, a readable message
-    dlq = read_topic(kafka_bootstrap, settings.dlq_topic, expect=len(BAD))
+    dlq = read_topic(kafka_bootstrap, settings.kafka.dlq_topic, expect=len(BAD))
     by_reason = {dict(m.headers)["rfm.dlq.reason"].decode(): m for m in dlq}
     assert set(by_reason) == set(BAD)
     for reason, (_, value) in BAD.items():
         record = by_reason[reason]
         assert record.value == value
         assert dict(record.headers)["rfm.dlq.message"]
-        assert dict(record.headers)["rfm.dlq.source"].startswith(settings.orders_topic.encode())
+        assert dict(record.headers)["rfm.dlq.source"].startswith(
+            settings.kafka.orders_topic.encode()
+        )
 
     # segment changes: one per change, a consistent chain per customer, deterministic ids
-    changes = [orjson.loads(m.value) for m in read_topic(kafka_bootstrap, settings.changes_topic)]
+    changes = [
+        orjson.loads(m.value) for m in read_topic(kafka_bootstrap, settings.kafka.changes_topic)
+    ]
     per_customer = Counter(c["customer_id"] for c in changes)
     assert set(per_customer) == {"c1", "c2", "c{3}:*"}
     for cid in per_customer:

@@ -123,12 +123,15 @@ def assert_matches_oracle(
     as_of = oracle.clock_ms + MS_PER_DAY
     done = run_cli(env, "rescore", "--as-of", iso_utc(as_of))
     assert done.returncode == 0, done.stderr
-    rules = load_segment_rules(settings.segments)
+    rules = load_segment_rules(settings.scoring.segments)
     ctx = ScoringContext(
-        ThresholdScorer(settings.thresholds), rules, settings.currency, settings.exponent
+        ThresholdScorer(settings.scoring.thresholds),
+        rules,
+        settings.scoring.currency,
+        settings.scoring.exponent,
     )
     assert_state_matches(redis_url, oracle, ctx, as_of)
     finals = {c: e[-1] for c, e in oracle.expected(ctx, as_of).items()}
-    changes = read_topic(bootstrap, settings.changes_topic)
+    changes = read_topic(bootstrap, settings.kafka.changes_topic)
     assert_changes_complete(redis_url, changes, finals, superseded_allowed=superseded_allowed)
     return oracle

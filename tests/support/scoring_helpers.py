@@ -101,7 +101,7 @@ def publish_and_settle(
     events: Sequence[Event],
     total_so_far: int,
 ) -> int:
-    produce(bootstrap, settings.orders_topic, events)
+    produce(bootstrap, settings.kafka.orders_topic, events)
     total = total_so_far + len(events)
     wait_until(lambda: settled(redis_url, total), 60, f"{total} events applied and scored", worker)
     return total

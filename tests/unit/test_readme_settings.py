@@ -1,8 +1,9 @@
-"""The README's settings table names every setting, with its default."""
+"""The README's settings tables are the ones generated from stream/settings.py."""
 
+import re
 from pathlib import Path
 
-from stream.settings import settings_table
+from stream.settings import markdown_table, settings_table
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -14,3 +15,14 @@ def test_readme_lists_every_setting_with_its_default() -> None:
         if row not in README:
             missing.append(variable)
     assert not missing, f"README settings table lacks {missing}"
+
+
+def test_readme_settings_tables_are_the_generated_ones() -> None:
+    """Regenerate with ``python -m stream.settings`` after changing a setting."""
+    assert markdown_table() in README
+
+
+def test_readme_has_no_row_for_a_setting_that_does_not_exist() -> None:
+    section = README[README.index("## Settings\n") : README.index("## State in Redis\n")]
+    rows = set(re.findall(r"^\| `(RFM_[A-Z0-9_]+)` \|", section, flags=re.MULTILINE))
+    assert rows == {variable for variable, _, _ in settings_table()}

@@ -56,8 +56,8 @@ ORDERS = ("o1", "o2", "o3")
 def production(env: Mapping[str, str]) -> tuple[Settings, ValidationRules]:
     settings_ = load_settings(env)
     rules = ValidationRules(
-        currencies=settings_.currencies,
-        max_future_skew_ms=round(settings_.max_future_skew * 1000),
+        currencies=settings_.scoring.currencies,
+        max_future_skew_ms=round(settings_.scoring.max_future_skew * 1000),
     )
     return settings_, rules
 
@@ -233,8 +233,8 @@ def test_each_event_is_read_alike(env: dict[str, str], raw: bytes | None) -> Non
 
 
 def scorer_for(settings_: Settings, population: list[tuple[int, int, int]]) -> Scorer:
-    if settings_.scoring == "thresholds":
-        return ThresholdScorer(settings_.thresholds)
+    if settings_.scoring.mode == "thresholds":
+        return ThresholdScorer(settings_.scoring.thresholds)
     days, orders, spend = zip(*population, strict=True)
     return QuintileScorer(QuintileBoundaries.from_population(days, orders, spend))
 
@@ -269,7 +269,7 @@ def test_streams_fold_and_score_alike(
         if c.last is not None
     ]
     scorer = scorer_for(settings_, population) if population else None
-    segment_rules = load_segment_rules(settings_.segments)
+    segment_rules = load_segment_rules(settings_.scoring.segments)
     for cid, customer in theirs.customers.items():
         profile = profiles[cid]
         lifetime = (customer.first, customer.last, customer.count, customer.spend)
