@@ -8,7 +8,6 @@ fetched batch to the pipeline (stream/intake.py) and acks it through faust's boo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,19 @@ log = logging.getLogger(__name__)
 
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+async def rescore_tick(runtime: Runtime) -> None:
+    """One tick of the periodic rescoring timer. Never raises (that would stop the whole
+    worker); the next tick retries. A pass that fails, or cannot start, is logged and
+    counted as failed by periodic_pass; anything else that escapes is logged here, so no
+    failure is silent."""
+    try:
+        await periodic_pass(runtime)
+    except Exception as exc:
+        log.warning(
+            "periodic rescoring failed (%s: %s); the next tick retries", type(exc).__name__, exc
+        )
 
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
@@ -87,10 +99,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     @app.timer(settings.operations.rescore_interval, on_leader=True)  # type: ignore[untyped-decorator]
     async def rescore_periodically() -> None:
-        # A failed pass is logged and counted; the next tick retries. Raising here would
-        # stop the whole worker.
-        with contextlib.suppress(Exception):
-            await periodic_pass(runtime)
+        await rescore_tick(runtime)
         relay_wake.set()
 
     @app.timer(settings.operations.gap_check_interval)  # type: ignore[untyped-decorator]

@@ -20,8 +20,16 @@ log = logging.getLogger(__name__)
 
 
 async def periodic_pass(runtime: Runtime) -> PassResult:
-    as_of = await runtime.as_of_now()
-    if runtime.settings.scoring.mode == "quintiles":
+    full = runtime.settings.scoring.mode == "quintiles"
+    try:
+        as_of = await runtime.as_of_now()
+    except Exception:
+        # A pass that cannot start (the event clock unreadable) is a failed pass too.
+        kind = "full" if full else "due"
+        metrics.RESCORE_PASSES.labels(kind, "failed").inc()
+        log.exception("rescoring pass (%s) could not start: reading the clock failed", kind)
+        raise
+    if full:
         return await run_pass(runtime, as_of, full=True, cause_full="rescore")
     return await run_pass(runtime, as_of, full=False)
 

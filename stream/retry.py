@@ -3,6 +3,11 @@
 faust acks an event whose handler raised and never delivers it again, so the processing
 path must not raise on a transient failure: it waits here instead. While it waits the agent
 takes no new batch, so consumption stops until Redis is back.
+
+A failure that waiting cannot heal is raised at once instead (``is_permanent``): credentials
+Redis refuses, and TLS that fails to verify (a wrong CA, a certificate for another name, TLS
+spoken to a plain port). redis-py reports those as its ConnectionError, an OSError like a
+refused connection, so the cause is looked up in the exception's chain.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -42,6 +48,31 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 # Wrong credentials do not heal by waiting: they must stop the worker loudly, not stall it.
 PERMANENT: tuple[type[BaseException], ...] = (AuthenticationError, AuthorizationError)
+# TLS errors that are a connection cut mid-handshake (a server restarting), not a refusal.
+_TRANSIENT_TLS: tuple[type[BaseException], ...] = (
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLSyscallError,
+    ssl.SSLWantReadError,
+    ssl.SSLWantWriteError,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for refused credentials and failed TLS verification, wherever they are in the
+    chain of causes; False for real connection errors (refused, reset, timed out)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PERMANENT):
+            return True
+        if isinstance(current, ssl.SSLError) and not isinstance(current, _TRANSIENT_TLS):
+            return True
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return False
 
 
 async def retry_transient(
@@ -57,9 +88,15 @@ async def retry_transient(
     while True:
         try:
             return await op()
-        except PERMANENT:
-            raise
         except TRANSIENT as exc:
+            if is_permanent(exc):
+                log.error(
+                    "%s failed and waiting will not heal it (%s: %s); not retrying",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                )
+                raise
             raise_if_cancelled()  # redis-py can drop one (state/cancellation.py)
             attempt += 1
             if on_retry is not None:

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from stream.logs import logging_config
+from stream.retry import is_permanent
 from stream.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -82,10 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_url = settings.redacted()["RFM_REDIS_URL"]
         print(
             f"rfm-stream {args.command}: {type(exc).__name__}: {exc} "
-            f"(Kafka {settings.kafka.bootstrap}, Redis {redis_url})",
+            f"(Kafka {settings.kafka.bootstrap}, Redis {redis_url}){_hint(exc)}",
             file=sys.stderr,
         )
         return 1
+
+
+def _hint(exc: BaseException) -> str:
+    if not is_permanent(exc):
+        return ""
+    return (
+        "; TLS verification or credentials refused, retrying will not help: check the "
+        "password in RFM_REDIS_URL, RFM_REDIS_TLS_CA_FILE and the server's certificate"
+    )
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
