@@ -26,18 +26,16 @@ from tests.faults.security_support import (
     no_secret,
     wrong_credentials,
 )
-from tests.support.harness import run_cli
+from tests.support.harness import Worker, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 
-@pytest.fixture
-def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """redis-server with only a TLS port and a password; yields (rediss:// URL, CA file)."""
-    certs = tmp_path / "tls"
+def start_tls_redis(certs: Path, port: int) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """redis-server with only a TLS port and a password, its certificate from a new CA made
+    in ``certs``; returns (process, rediss:// URL, CA file) once it answers."""
     certs.mkdir()
     ca, cert, key = certificates(certs)
-    port = free_port()
     proc = subprocess.Popen(
         [
             find_redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
@@ -60,10 +58,25 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.1)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url, ca
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """redis-server with only a TLS port and a password; yields (rediss:// URL, CA file)."""
+    proc, url, ca = start_tls_redis(tmp_path / "tls", free_port())
+    try:
         yield url, ca
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def test_redis_over_tls(
@@ -95,3 +108,70 @@ def test_redis_over_tls(
 
     run = FaultRun("security_redis_tls", extra={"worker": False})
     sc.verify(run)
+
+
+def _exits(worker: Worker, timeout: float) -> int:
+    assert worker.proc is not None
+    try:
+        return worker.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"the worker still runs after {timeout}s:\n{worker.log_tail()}"
+        ) from None
+
+
+def test_a_worker_that_cannot_verify_redis_stops_with_a_clear_message(
+    kafka_bootstrap: str, tls_redis: tuple[str, Path], topic_prefix: str, tmp_path: Path
+) -> None:
+    """A wrong CA at start: exit non-zero at once, saying why, instead of retrying."""
+    url, ca = tls_redis
+    wrong = tmp_path / "other-ca"
+    wrong.mkdir()
+    wrong_ca, _, _ = certificates(wrong)
+    sc = Scenario(
+        kafka_bootstrap,
+        url,
+        topic_prefix,
+        tmp_path,
+        client_url=f"{url}?ssl_ca_certs={ca}",
+        RFM_REDIS_TLS_CA_FILE=str(wrong_ca),
+    )
+    worker = sc.worker("wrong-ca").start()
+    assert _exits(worker, 60) not in (0, None)
+    log = worker.log_path.read_text(errors="replace")
+    assert "certificate verify failed" in log, log[-2000:]
+    assert "retrying will not help" in log, log[-2000:]
+    no_secret(log, TLS_PW)
+
+
+def test_a_worker_whose_redis_certificate_changes_stops_instead_of_retrying(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Redis comes back with a certificate from a CA the worker does not trust (a rotation
+    gone wrong): an OSError to redis-py like a refused connection, yet waiting cannot heal
+    it, so the worker stops without acknowledging instead of stalling forever."""
+    port = free_port()
+    proc, url, ca = start_tls_redis(tmp_path / "tls", port)
+    try:
+        sc = Scenario(
+            kafka_bootstrap,
+            url,
+            topic_prefix,
+            tmp_path,
+            client_url=f"{url}?ssl_ca_certs={ca}",
+            RFM_REDIS_TLS_CA_FILE=str(ca),
+        )
+        events = list(generate_history(PROFILE))
+        worker = sc.worker("rotated").start()
+        sc.publish(events[:200])
+        sc.wait_accounted(worker)
+        stop(proc)
+        proc, _, _ = start_tls_redis(tmp_path / "rotated-tls", port)
+        sc.publish(events[200:400])
+        assert _exits(worker, 120) not in (0, None)
+    finally:
+        stop(proc)
+    log = worker.log_path.read_text(errors="replace")
+    assert "waiting will not heal it" in log, log[-3000:]
+    assert "certificate verify failed" in log, log[-3000:]
+    no_secret(log, TLS_PW)
