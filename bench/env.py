@@ -19,7 +19,7 @@ import redis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream.embedded import ServerProcess, start_kafka, start_redis
+from rfm_dev.embedded import ServerProcess, start_kafka, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "rfm"  # Redis key prefix: the product default, so rfm:stats is what we poll

@@ -29,7 +29,7 @@ from bench.env import (
     stack_cpu,
     sync_redis,
 )
-from stream.embedded import free_port
+from rfm_dev.embedded import free_port
 
 POLL_S = 0.02
 

@@ -1,6 +1,6 @@
 """The deterministic throughput workload: the project's synthetic shop, cut to N events.
 
-``stream.shop`` already models what a real order stream looks like (Zipf-like order counts,
+``rfm_dev.shop`` already models what a real order stream looks like (Zipf-like order counts,
 producer retries, refunds, cancels, late and broken records); the bench only picks a size
 and a fixed seed and time span, so two runs publish byte-identical records.
 """
@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from stream.shop import ShopProfile, history_events
+from rfm_dev.shop import ShopProfile, history_events
 
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: in the past, so no event is "in future"
 END_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -4,7 +4,7 @@ Starting real servers costs a second or two, so the session shares one of each a
 isolate themselves instead (FLUSHALL before each test, a unique topic prefix per test).
 Tests that kill or restart a server get a private one from a factory, so a fault in one
 test can never leak into another.  Where a Docker daemon answers, the shared servers come
-from testcontainers; otherwise (and always for the factories) from ``stream.embedded``,
+from testcontainers; otherwise (and always for the factories) from ``rfm_dev.embedded``,
 whose missing-binary error fails the run on purpose: a skipped suite looks like a green one.
 """
 
@@ -22,7 +22,7 @@ from uuid import uuid4
 import pytest
 import redis
 
-from stream.embedded import ServerProcess, start_kafka, start_redis
+from rfm_dev.embedded import ServerProcess, start_kafka, start_redis
 
 
 class Server(Protocol):

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Imported on use, so ``rfm-stream customer`` does not pay for importing faust.
 _COMMANDS = {
-    "demo": ("stream.cli.demo", "run"),
+    "demo": ("rfm_dev.demo", "run"),
     "worker": ("stream.cli.worker", "run"),
     "produce": ("stream.cli.ops", "produce"),
     "rescore": ("stream.cli.ops", "rescore"),
@@ -55,9 +55,26 @@ _COMMANDS = {
 }
 
 
+DEV_PACKAGE = "rfm_dev"  # development code: in a clone's dev install, not in the image
+
+
+class DevCodeMissingError(RuntimeError):
+    """A command made of development code, in an installation without it."""
+
+
 def _command(name: str) -> Command:
     module, attr = _COMMANDS[name]
-    command: Command = getattr(importlib.import_module(module), attr)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (DEV_PACKAGE, module):
+            raise
+        raise DevCodeMissingError(
+            f"the {name} is development code, which this installation does not include "
+            "(the production image ships the worker and the CLI only). Run it from a clone "
+            "of the repository: `make demo`, or `pip install -e '.[dev]'` and `rfm-stream demo`."
+        ) from exc
+    command: Command = getattr(loaded, attr)
     return command
 
 
@@ -75,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command(args.command)(settings, args)
     except SettingsError as exc:
         print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DevCodeMissingError as exc:
+        print(f"rfm-stream {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
+from rfm_dev.shop import ShopProfile
 from state.model import MS_PER_DAY
 from stream.pipeline import RawRecord
 from stream.runtime import Runtime
-from stream.shop import ShopProfile
 from tests.faults.common import START
 from tests.faults.scenario import Scenario
 from tests.support.harness import run_cli

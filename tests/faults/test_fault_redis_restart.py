@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, generate_history
 from tests.conftest import RedisFactory
 from tests.faults.common import START, FaultRun, http_get, wait_for
 from tests.faults.scenario import Scenario

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, generate_history
 from tests.faults.common import START, FaultRun
 from tests.faults.scenario import Scenario
 

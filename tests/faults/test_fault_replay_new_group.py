@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, generate_history
 from tests.faults.common import START, FaultRun, wait_for
 from tests.faults.scenario import Scenario, snapshot
 from tests.support.harness import read_topic

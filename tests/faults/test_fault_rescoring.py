@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY, iso_utc
-from stream.shop import ShopProfile, generate_history
 from tests.faults.common import START, FaultRun
 from tests.faults.scenario import Scenario, profiles_with_as_of
 from tests.support.harness import run_cli

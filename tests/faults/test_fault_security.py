@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from rfm_dev.shop import generate_history
 from stream.runtime import Runtime
 from stream.security import aiokafka_options, faust_credentials
 from stream.settings import load_settings
-from stream.shop import generate_history
 from tests.conftest import RedisFactory
 from tests.faults.common import FaultRun, http_get
 from tests.faults.scenario import Scenario

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from stream.embedded import find_redis_server, free_port
+from rfm_dev.embedded import find_redis_server, free_port
+from rfm_dev.shop import generate_history
 from stream.security import redis_options
-from stream.shop import generate_history
 from tests.faults.common import FaultRun
 from tests.faults.scenario import Scenario
 from tests.faults.security_support import (

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, history_events
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, history_events
 from tests.conftest import RedisFactory
 from tests.faults.common import (
     START,

@@ -21,9 +21,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from rfm_dev.shop import ShopEvent, ShopProfile, history_events
 from state.model import MS_PER_DAY
 from stream.isolation import EXIT_UNRECOVERABLE
-from stream.shop import ShopEvent, ShopProfile, history_events
 from tests.faults.common import START, FaultRun, kafka_committed, produce_record_batch, wait_for
 from tests.faults.scenario import Scenario
 from tests.support.harness import read_topic

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, generate_history
 from tests.faults.common import START, FaultRun, kafka_committed, wait_for
 from tests.faults.scenario import Scenario
 

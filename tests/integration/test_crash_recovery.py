@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rfm_dev.shop import ShopProfile, generate_history
 from state.model import MS_PER_DAY
-from stream.shop import ShopProfile, generate_history
 from tests.support.checks import assert_matches_oracle
 from tests.support.harness import (
     Worker,

@@ -15,9 +15,9 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream import embedded
-from stream.embedded import EmbeddedServerError, ServerProcess, port_is_open
-from stream.embedded_stack import EmbeddedStack
+from rfm_dev import embedded
+from rfm_dev.embedded import EmbeddedServerError, ServerProcess, port_is_open
+from rfm_dev.embedded_stack import EmbeddedStack
 
 RedisFactory = Callable[..., ServerProcess]  # the private_redis fixture
 KafkaFactory = Callable[..., ServerProcess]  # the private_kafka fixture

@@ -144,7 +144,7 @@ def test_compose_file_validates() -> None:
         "/etc/prometheus",
         "/etc/grafana/provisioning",
         "/var/lib/grafana/dashboards",
-        "stream.shopper",
+        "rfm_dev.shopper",
     ):
         assert needle in rendered, f"docker-compose.yml: {needle!r} not found"
     # What the compose file mounts and builds exists.
@@ -166,7 +166,11 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
         if line.strip() and not line.startswith((" ", "#"))
     ]
     froms = [args for op, args in instructions if op == "FROM"]
-    assert froms and all(f.startswith("python:3.11-slim") for f in froms), froms
+    stages = [f.split()[-1] for f in froms if " AS " in f]
+    bases = [f.split()[0] for f in froms]
+    # Each stage starts from the slim Python image or from a stage defined before it.
+    for i, base in enumerate(bases):
+        assert base.startswith("python:3.11-slim") or base in stages[:i], froms
     users = [args.strip() for op, args in instructions if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), users
     assert 'ENTRYPOINT ["rfm-stream"]' in text and 'CMD ["worker"]' in text
@@ -174,3 +178,48 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
         if op == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
                 assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_the_production_image_has_no_development_code() -> None:
+    """Issue #18: the demo shop and the embedded servers (rfm_dev) are not in the image the
+    Dockerfile builds by default; only its `shop` stage, for the compose demo profile, adds
+    them. The image's package is built from stream/ and state/ only."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith((" ", "#")):
+            continue
+        op, _, args = line.partition(" ")
+        if op == "FROM":
+            current = args.split()[-1] if " AS " in args else "<final>"
+            stages[current] = [("FROM", args.split()[0])]
+        else:
+            stages[current].append((op, args))
+
+    def chain(stage: str) -> list[tuple[str, str]]:
+        """The instructions of a stage and of the stages it is built on."""
+        base = stages[stage][0][1]
+        return (chain(base) if base in stages else []) + stages[stage]
+
+    def copied(stage: str) -> list[str]:
+        return [
+            source
+            for op, args in chain(stage)
+            if op == "COPY"
+            for source in args.split()[:-1]
+            if not source.startswith("--")
+        ]
+
+    final = chain("<final>")
+    assert "rfm_dev/" not in copied("<final>") and "rfm_dev/" not in copied("build")
+    assert set(copied("build")) == {"pyproject.toml", "README.md", "state/", "stream/"}
+    assert any(op == "COPY" and args.startswith("--from=build") for op, args in final)
+    assert ("ENTRYPOINT", '["rfm-stream"]') in final
+    # ... and the build fails if the installed package could still import it.
+    assert '! /opt/rfm-stream/bin/python -c "import rfm_dev"' in DOCKERFILE.read_text()
+    assert "rfm_dev/" in copied("shop")
+    assert ("ENTRYPOINT", '["python", "-m", "rfm_dev.shopper"]') in stages["shop"]
+    compose = COMPOSE.read_text(encoding="utf-8")
+    shop = compose[compose.index("\n  shop:") :]
+    assert re.search(r"build:\n\s+context: \.\n\s+target: shop", shop), shop[:400]
+    assert "rfm-stream-shop:local" in shop

@@ -1,7 +1,7 @@
 """Dashboards, alert rules and the compose stack, proven against a real Prometheus server.
 
 The test here runs a real worker on a real broker and Redis, feeds it live orders from the
-demo shop (``python -m stream.shopper``) plus some bad records, lets a real ``prometheus``
+demo shop (``python -m rfm_dev.shopper``) plus some bad records, lets a real ``prometheus``
 scrape it, and then asks Prometheus for every query of every dashboard panel (each must
 return data) and every alert rule (each must parse and evaluate without error; the rules
 that watch for an unhealthy system must be quiet on this healthy one).
@@ -49,10 +49,10 @@ pytestmark = pytest.mark.integration
 
 @contextmanager
 def shopper(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m stream.shopper`` publishing live orders until the block ends (SIGTERM)."""
+    """``python -m rfm_dev.shopper`` publishing live orders until the block ends (SIGTERM)."""
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.shopper"],
+            [sys.executable, "-m", "rfm_dev.shopper"],
             env={**os.environ, **env},
             cwd=ROOT,
             stdout=log,

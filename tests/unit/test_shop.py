@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
+from rfm_dev.shop import ShopEvent, ShopProfile, generate_history, history_events, live_orders
 from state.model import OrderEvent, Rejection
 from state.money import CurrencyTable
-from stream.shop import ShopEvent, ShopProfile, generate_history, history_events, live_orders
 from stream.validation import ValidationRules, parse_order
 
 START = 1_735_689_600_000  # 2025-01-01T00:00:00Z

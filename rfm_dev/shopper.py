@@ -1,7 +1,8 @@
-"""``python -m stream.shopper``: the demo shop on its own, publishing live orders to Kafka.
+"""``python -m rfm_dev.shopper``: the demo shop on its own, publishing live orders to Kafka.
 
 The compose stack's ``demo`` profile runs this next to the real workers so the dashboards
-fill with traffic. Unlike ``rfm-stream demo`` it starts no servers and backfills nothing: it
+fill with traffic (its container is the Dockerfile's ``shop`` stage: the worker image plus
+this package). Unlike ``rfm-stream demo`` it starts no servers and backfills nothing: it
 creates the topics if they are missing, then publishes ``live_orders`` to the orders topic
 at a steady rate until SIGTERM or Ctrl-C.
 
@@ -25,13 +26,14 @@ import time
 from collections.abc import Mapping
 from itertools import islice
 
+from rfm_dev.shop import live_orders
 from stream.pipeline import now_ms
 from stream.publisher import OutgoingRecord, Publisher
+from stream.security import aiokafka_options
 from stream.settings import Settings, SettingsError, load_settings
-from stream.shop import live_orders
 from stream.topics import ensure_topics
 
-log = logging.getLogger("stream.shopper")
+log = logging.getLogger("rfm_dev.shopper")
 
 DEFAULT_RATE = 20.0
 DEFAULT_CUSTOMERS = 500
@@ -69,7 +71,7 @@ async def run(settings: Settings, rate: float, customers: int, seed: int) -> int
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     orders = live_orders(customers, seed=seed, now_ms=now_ms)
-    publisher = Publisher(settings.kafka.bootstrap)
+    publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
     published = 0
     owed = 0.0  # fractional orders carried to the next tick, so any rate is kept on average
     interval = 1.0 / TICKS_PER_SECOND

@@ -3,6 +3,9 @@
 Starts an embedded broker and Redis (unless RFM_KAFKA_BOOTSTRAP / RFM_REDIS_URL are set),
 backfills a year of synthetic history, runs one worker as a child process and a synthetic
 shop, and prints every segment change as marketing automation would receive it.
+
+Development code (``rfm_dev``): ``rfm-stream demo`` finds it in a clone's editable install;
+an installation without it (the production image) exits 2 saying so (stream/cli/main.py).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from rfm_dev.embedded_stack import EmbeddedStack
+from rfm_dev.shop import ShopProfile, generate_history, live_orders
 from state.model import MS_PER_DAY
-from stream.embedded_stack import EmbeddedStack
 from stream.pipeline import now_ms
 from stream.publisher import OutgoingRecord, Publisher
 from stream.security import aiokafka_options
 from stream.settings import Settings
-from stream.shop import ShopProfile, generate_history, live_orders
 from stream.topics import ensure_topics
 
 BACKFILL = ShopProfile(customers=2_000, orders=8_000, start_ms=0, end_ms=0, seed=11)
