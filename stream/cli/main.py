@@ -114,7 +114,8 @@ def _hint(exc: BaseException) -> str:
         return ""
     return (
         "; TLS verification or credentials refused, retrying will not help: check the "
-        "password in RFM_REDIS_URL, RFM_REDIS_TLS_CA_FILE and the server's certificate"
+        "passwords (RFM_REDIS_URL, RFM_KAFKA_SASL_*), the CA files (RFM_REDIS_TLS_CA_FILE, "
+        "RFM_KAFKA_SSL_CA_FILE) and the server's certificate"
     )
 
 
