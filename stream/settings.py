@@ -13,7 +13,7 @@ tests/unit/test_readme_settings.py keeps the README in step).
 
 Why not pydantic-settings, the usual choice: it would bring pydantic and pydantic-core (a
 compiled extension of several megabytes, in an image that otherwise needs neither) to
-replace a loader of about two hundred lines, and it would not remove much of it. Its
+replace some 250 lines of parsers and loader, and it would not remove most of them. Its
 sources map nested sections to ``RFM_KAFKA__BOOTSTRAP``-style names or a nested TOML
 file, whereas the contract here is flat (``RFM_APP_ID`` and ``RFM_PARTITIONS`` live in the
 Kafka section without a ``KAFKA_`` in their names) and the ``--config`` file is one flat
