@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.commandstats import breakdown
+
 FULL_PASS_CUSTOMERS = 1_000_000
 VS_CEILING = 0.6  # 1 worker / the product's ceiling (bench/ceiling.py)
 VS_BARE = 0.5  # 1 worker / the bare ceiling (bench/bare_ceiling.py)
@@ -175,6 +177,20 @@ def _worker_vs_bare_rows(run: dict[str, Any], bare_run: dict[str, Any], result: 
     if python is not None:
         beside = f"bare ceiling {floor:.1f}" if floor is not None else ""
         out.append(("", "  worker (Python) CPU us/input event", f"{python:.1f}", "", beside))
+    out.extend(_commandstats_rows(run.get("commandstats", {})))
+    return out
+
+
+def _commandstats_rows(stats: dict[str, Any]) -> list[Row]:
+    if "commands" not in stats:
+        return []
+    proc = stats.get("redis_cpu_us_per_event")
+    out: list[Row] = [
+        ("redis", "commandstats, 1 worker run, us/input event", "", "",
+         f"Redis CPU {proc:.1f} us/event over the same span" if proc is not None else ""),
+    ]  # fmt: skip
+    for name, us, rest in breakdown(stats):
+        out.append(("", f"  {name}", f"{us:.2f}", "", rest))
     return out
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--small] [--only ceiling,bare_ceiling,worker,...]``
+"""``python -m bench.run [--small] [--only ceiling,bare_ceiling,worker,...] [--commandstats]``
 
 Starts a private tansu broker and redis-server, publishes a deterministic workload once,
 measures each selected part, prints a table and writes JSON (bench/results/latest.json).
@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", default="1,2", help="worker counts to measure (default 1,2)")
     p.add_argument("--latency-rate", type=float, help="orders/s (default: half the 1-worker rate)")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker run")
+    p.add_argument(
+        "--commandstats",
+        action="store_true",
+        help="CONFIG RESETSTAT before the 1-worker run, INFO commandstats after it",
+    )
     p.add_argument("--keep", type=Path, help="keep server/worker logs in this directory")
     return p
 
@@ -116,6 +121,7 @@ def _meta(args: argparse.Namespace, size: Size, parts: list[str]) -> dict[str, A
         "parts": parts,
         "size": size.__dict__,
         "workers": args.workers,
+        "commandstats": args.commandstats,
     }
 
 
@@ -158,7 +164,8 @@ def _worker(
     for n in (int(x) for x in args.workers.split(",") if x.strip()):
         say(f"  {n} worker(s) ...")
         spy = profile_to if n == 1 else None
-        out[str(n)] = worker.measure(stack, TOPIC, produced, n, stack.workdir, spy)
+        stats = args.commandstats and n == 1
+        out[str(n)] = worker.measure(stack, TOPIC, produced, n, stack.workdir, spy, stats)
     return out
 
 

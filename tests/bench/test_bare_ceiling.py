@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from bench import bare_ceiling, report
+from bench import bare_ceiling, commandstats, report
 
 
 def test_decode_takes_objects_with_both_ids_and_nothing_else() -> None:
@@ -59,6 +59,10 @@ def test_script_dedupes_orders_counts_customers_and_stores_offsets(redis_url: st
 
 
 def _results() -> dict[str, Any]:
+    stats = {
+        "evalsha": {"calls": 20, "usec": 200_000, "usec_per_call": 10_000.0},
+        "hget": {"calls": 30_000, "usec": 18_000, "usec_per_call": 0.6},
+    }
     return {
         "ceiling": {"events_per_s": 30_000.0},
         "bare_ceiling": {
@@ -69,6 +73,7 @@ def _results() -> dict[str, Any]:
             "1": {
                 "events_per_s": 20_000.0,
                 "cpu_s_per_1000_events": {"worker0": 0.034, "redis": 0.012},
+                "commandstats": commandstats.summarise(stats, 20_000, 0.3),
             }
         },
     }
@@ -90,3 +95,10 @@ def test_report_judges_the_bare_ceiling_and_redis_per_event() -> None:
     text = report.table(results)
     assert "bare ceiling" in text and "ratio to bare ceiling" in text
     assert "bare ceiling 13.6" in text and "bare ceiling 7.7" in text  # Redis, Python floors
+    assert "evalsha (incl. its scripts' calls)" in text
+    summary = results["worker"]["1"]["commandstats"]
+    assert summary["scripts_us_per_event"] == 10.0
+    assert summary["redis_cpu_us_per_event"] == 15.0
+    assert summary["redis_cpu_outside_scripts_us_per_event"] == 5.0
+    assert list(summary["commands"]) == ["evalsha", "hget"]
+    assert summary["commands"]["hget"]["calls_per_event"] == 1.5
