@@ -48,7 +48,7 @@ local orders_head, customer_head = ARGV[1] .. ':o:{', ARGV[1] .. ':c:{'
 local applied, duplicate = 0, 0
 for i = 3 + 2 * n, #ARGV, 4 do
   local bucket, customer = ARGV[i], ARGV[i + 1]
-  if redis.call('HSETNX', orders_head .. bucket .. '}', customer .. '\\31' .. ARGV[i + 2], 1)
+  if redis.call('HSETNX', orders_head .. bucket .. '}', customer .. '\\31' .. ARGV[i + 2], '1')
       == 1 then
     local cents = tonumber(ARGV[i + 3])
     if cents == nil or cents ~= cents or cents > 1e11 or cents < -1e11 then
