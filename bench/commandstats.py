@@ -3,9 +3,11 @@
 ``CONFIG RESETSTAT`` before the run, ``INFO commandstats`` after it. Redis counts every
 command a script runs under that command's own name (``hget``, ``xadd``, ...) AND inside
 the ``evalsha`` that ran it: the time of a script's ``redis.call``s is part of the
-``evalsha`` usec, so the rows must not be summed. ``usec`` is the time spent executing
-commands only; reading requests, writing replies and the event loop are not in it, so
-Redis's CPU (``/proc``) minus ``evalsha`` and the other top-level commands is that overhead.
+``evalsha`` usec, so the rows must not be summed. ``usec`` is wall-clock time inside the
+command (Redis reads a monotonic clock around it), not CPU: on cores shared with other
+processes it can exceed Redis's CPU (``/proc``) over the same span, which also holds what
+no command counts (reading requests, writing replies, the event loop). Instructions, which
+do not depend on the machine's load: callgrind (bench/README.md).
 """
 
 from __future__ import annotations
@@ -64,14 +66,11 @@ def summarise(
         "events": events,
         "scripts_us_per_event": round(scripts / per, 3),
         "commands": commands,
-        "note": "a script's redis.call()s are counted under their own names and inside "
-        "evalsha: do not sum the rows",
+        "note": "usec is wall-clock time inside each command, not CPU; a script's "
+        "redis.call()s are counted under their own names and inside evalsha: do not sum",
     }
-    if redis_cpu_s is not None:  # the rest: other commands, protocol, network, event loop
+    if redis_cpu_s is not None:
         out["redis_cpu_us_per_event"] = round(redis_cpu_s / per * 1e6, 3)
-        out["redis_cpu_outside_scripts_us_per_event"] = round(
-            (redis_cpu_s * 1e6 - scripts) / per, 3
-        )
     return out
 
 

@@ -186,7 +186,7 @@ def _commandstats_rows(stats: dict[str, Any]) -> list[Row]:
         return []
     proc = stats.get("redis_cpu_us_per_event")
     out: list[Row] = [
-        ("redis", "commandstats, 1 worker run, us/input event", "", "",
+        ("redis", "commandstats, 1 worker, wall us/input event", "", "",
          f"Redis CPU {proc:.1f} us/event over the same span" if proc is not None else ""),
     ]  # fmt: skip
     for name, us, rest in breakdown(stats):
