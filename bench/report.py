@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.commandstats import breakdown
+
 FULL_PASS_CUSTOMERS = 1_000_000
+VS_CEILING = 0.6  # 1 worker / the product's ceiling (bench/ceiling.py)
+VS_BARE = 0.5  # 1 worker / the bare ceiling (bench/bare_ceiling.py)
+REDIS_US_PER_EVENT = 14.0  # Redis CPU per input event, 1 worker
 Row = tuple[str, str, str, str, str]  # section, metric, value, target, result
 # The full-pass target holds in both scoring modes: (target name, result of the pass).
 FULL_PASSES = (
@@ -25,10 +30,40 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target the spec sets, judged on what this run measured (skipped if not run)."""
     out: list[dict[str, Any]] = []
     ceiling = results.get("ceiling", {}).get("events_per_s")
-    one = results.get("worker", {}).get("1", {}).get("events_per_s")
+    bare = results.get("bare_ceiling", {}).get("events_per_s")
+    single = results.get("worker", {}).get("1", {})
+    one = single.get("events_per_s")
     if ceiling and one:
         ratio = one / ceiling
-        out.append(_target("worker_throughput_vs_ceiling", round(ratio, 3), ">= 0.6", ratio >= 0.6))
+        out.append(
+            _target(
+                "worker_throughput_vs_ceiling",
+                round(ratio, 3),
+                f">= {VS_CEILING}",
+                ratio >= VS_CEILING,
+            )
+        )
+    if bare and one:
+        ratio = one / bare
+        out.append(
+            _target(
+                "worker_throughput_vs_bare_ceiling",
+                round(ratio, 3),
+                f">= {VS_BARE}",
+                ratio >= VS_BARE,
+            )
+        )
+    redis_us = us_per_event(single, "redis")
+    if redis_us is not None:
+        out.append(
+            _target(
+                "redis_cpu_us_per_event_1_worker",
+                redis_us,
+                f"<= {REDIS_US_PER_EVENT:g}",
+                redis_us <= REDIS_US_PER_EVENT,
+            )
+            | {"bare_ceiling": us_per_event(results.get("bare_ceiling", {}), "redis")}
+        )
     p99 = results.get("latency", {}).get("publish_to_change_publish", {}).get("p99_ms")
     if p99 is not None:
         out.append(_target("latency_p99_ms_at_half_max_rate", p99, "<= 250", p99 <= 250))
@@ -50,6 +85,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def us_per_event(run: dict[str, Any], process: str) -> float | None:
+    """CPU of one process in µs per input event, from a run's ``cpu_s_per_1000_events``."""
+    seconds = run.get("cpu_s_per_1000_events", {}).get(process)
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
 def _target(name: str, value: float, limit: str, ok: bool) -> dict[str, Any]:
     return {"name": name, "value": value, "limit": limit, "result": _verdict(ok)}
 
@@ -62,19 +103,28 @@ def rows(results: dict[str, Any]) -> list[Row]:
 
     out: list[Row] = []
     ceiling = results.get("ceiling", {}).get("events_per_s")
+    bare_run = results.get("bare_ceiling", {})
+    bare = bare_run.get("events_per_s")
     if ceiling:
         out.append(("ceiling", "getmany>validate>apply>commit ev/s", _num(ceiling), "", "1.00x"))
+    if bare:
+        ratio = f"ceiling = {ceiling / bare:.2f}x bare" if ceiling else ""
+        out.append(
+            ("bare ceiling", "getmany>orjson>minimal Lua>commit ev/s", _num(bare), "", ratio)
+        )
     for n, run in sorted(results.get("worker", {}).items()):
         if "events_per_s" not in run:
             continue
         rate = run["events_per_s"]
         ratio = f"{rate / ceiling:.2f}x ceiling" if ceiling else ""
         if n == "1":
-            target = f">= 0.6x ({_num(0.6 * ceiling)})" if ceiling else ">= 0.6x ceiling"
+            target = f">= {VS_CEILING}x ({_num(VS_CEILING * ceiling)})" if ceiling else ""
             out.append(("worker", "1 worker ev/s (first>last applied)", _num(rate), target, ""))
-            out.append(
-                ("", "  ratio to ceiling", ratio, "", result("worker_throughput_vs_ceiling"))
-            )
+            if ceiling:
+                out.append(
+                    ("", "  ratio to ceiling", ratio, "", result("worker_throughput_vs_ceiling"))
+                )
+            out.extend(_worker_vs_bare_rows(run, bare_run, result))
         else:
             one = results["worker"].get("1", {}).get("events_per_s")
             scale = f"{rate / one:.2f}x 1 worker" if one else ""
@@ -102,6 +152,45 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 f"{memory['bytes_per_order'] / 50:.2f}x  {result('redis_bytes_per_order')}",
             )
         )
+    return out
+
+
+def _worker_vs_bare_rows(run: dict[str, Any], bare_run: dict[str, Any], result: Any) -> list[Row]:
+    """The 1-worker run against the bare ceiling: rate, Redis and Python CPU per event."""
+    out: list[Row] = []
+    bare = bare_run.get("events_per_s")
+    if bare:
+        out.append(
+            ("", "  ratio to bare ceiling", f"{run['events_per_s'] / bare:.2f}x",
+             f">= {VS_BARE}x ({_num(VS_BARE * bare)})",
+             result("worker_throughput_vs_bare_ceiling"))
+        )  # fmt: skip
+    redis, floor = us_per_event(run, "redis"), us_per_event(bare_run, "redis")
+    beside = f"bare ceiling {floor:.1f}" if floor is not None else ""
+    if redis is not None:
+        out.append(
+            ("", "  Redis CPU us/input event", f"{redis:.1f}", f"<= {REDIS_US_PER_EVENT:g}",
+             f"{redis / REDIS_US_PER_EVENT:.2f}x  {result('redis_cpu_us_per_event_1_worker')}"
+             + (f"  ({beside})" if beside else ""))
+        )  # fmt: skip
+    python, floor = us_per_event(run, "worker0"), us_per_event(bare_run, "bench")
+    if python is not None:
+        beside = f"bare ceiling {floor:.1f}" if floor is not None else ""
+        out.append(("", "  worker (Python) CPU us/input event", f"{python:.1f}", "", beside))
+    out.extend(_commandstats_rows(run.get("commandstats", {})))
+    return out
+
+
+def _commandstats_rows(stats: dict[str, Any]) -> list[Row]:
+    if "commands" not in stats:
+        return []
+    proc = stats.get("redis_cpu_us_per_event")
+    out: list[Row] = [
+        ("redis", "commandstats, 1 worker, wall us/input event", "", "",
+         f"Redis CPU {proc:.1f} us/event over the same span" if proc is not None else ""),
+    ]  # fmt: skip
+    for name, us, rest in breakdown(stats):
+        out.append(("", f"  {name}", f"{us:.2f}", "", rest))
     return out
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--small] [--only ceiling,worker,latency,rescoring,memory]``
+"""``python -m bench.run [--small] [--only ceiling,bare_ceiling,worker,...] [--commandstats]``
 
 Starts a private tansu broker and redis-server, publishes a deterministic workload once,
 measures each selected part, prints a table and writes JSON (bench/results/latest.json).
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    bare_ceiling,
     broker_floor,
     ceiling,
     latency,
@@ -34,7 +35,8 @@ from bench import (
 from bench.env import ROOT, Produced, Stack, create_topic, flush, machine_info, private_stack
 from bench.env import produce as publish
 
-PARTS = ("ceiling", "worker", "latency", "rescoring", "memory")
+PARTS = ("ceiling", "bare_ceiling", "worker", "latency", "rescoring", "memory")
+THROUGHPUT_PARTS = {"ceiling", "bare_ceiling", "worker"}  # they read the published workload
 TOPIC = "bench.orders"
 DEFAULT_LATENCY_RATE = 1000.0  # when the worker part is not run
 
@@ -60,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", default="1,2", help="worker counts to measure (default 1,2)")
     p.add_argument("--latency-rate", type=float, help="orders/s (default: half the 1-worker rate)")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker run")
+    p.add_argument(
+        "--commandstats",
+        action="store_true",
+        help="CONFIG RESETSTAT before the 1-worker run, INFO commandstats after it",
+    )
     p.add_argument("--keep", type=Path, help="keep server/worker logs in this directory")
     return p
 
@@ -86,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     with private_stack(args.keep) as stack:
         say(f"broker {stack.bootstrap}, redis {stack.redis_url}, workdir {stack.workdir}")
         results["meta"]["machine"] = machine_info(stack.redis_url, stack.redis.args[0])
-        produced = (
-            _prepare(stack, size, parts, results) if {"ceiling", "worker"} & set(parts) else None
-        )
+        produced = _prepare(stack, size, parts, results) if THROUGHPUT_PARTS & set(parts) else None
         for part in parts:
             say(f"{part} ...")
             try:
@@ -116,6 +121,7 @@ def _meta(args: argparse.Namespace, size: Size, parts: list[str]) -> dict[str, A
         "parts": parts,
         "size": size.__dict__,
         "workers": args.workers,
+        "commandstats": args.commandstats,
     }
 
 
@@ -142,6 +148,13 @@ def _ceiling(stack: Stack, size: Size, produced: Produced | None, *_: Any) -> An
     return ceiling.measure(stack.bootstrap, stack.redis_url, TOPIC, produced.total)
 
 
+def _bare_ceiling(stack: Stack, size: Size, produced: Produced | None, *_: Any) -> Any:
+    assert produced is not None
+    flush(stack.redis_url)
+    pid = stack.redis.popen.pid if stack.redis.popen is not None else None
+    return bare_ceiling.measure(stack.bootstrap, stack.redis_url, TOPIC, produced.total, pid)
+
+
 def _worker(
     stack: Stack, size: Size, produced: Produced | None, _: Any, args: argparse.Namespace
 ) -> Any:
@@ -151,7 +164,8 @@ def _worker(
     for n in (int(x) for x in args.workers.split(",") if x.strip()):
         say(f"  {n} worker(s) ...")
         spy = profile_to if n == 1 else None
-        out[str(n)] = worker.measure(stack, TOPIC, produced, n, stack.workdir, spy)
+        stats = args.commandstats and n == 1
+        out[str(n)] = worker.measure(stack, TOPIC, produced, n, stack.workdir, spy, stats)
     return out
 
 
@@ -190,6 +204,7 @@ def _memory(stack: Stack, size: Size, *_: Any) -> Any:
 
 _RUNNERS: dict[str, Runner] = {
     "ceiling": _ceiling,
+    "bare_ceiling": _bare_ceiling,
     "worker": _worker,
     "latency": _latency,
     "rescoring": _rescoring,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import commandstats as redis_stats
 from bench import profile
 from bench.env import (
     PARTITIONS,
@@ -25,6 +26,7 @@ from bench.env import (
     Stack,
     accounted,
     committed,
+    cpu_seconds,
     flush,
     stack_cpu,
     sync_redis,
@@ -86,13 +88,20 @@ def measure(
     workers: int,
     workdir: Path,
     profile_to: Path | None = None,
+    commandstats: bool = False,
 ) -> dict[str, Any]:
+    """``commandstats``: CONFIG RESETSTAT before the workers start, INFO commandstats once
+    every event is applied (``result["commandstats"]``, bench/commandstats.py)."""
     flush(stack.redis_url)
     group = f"bench-worker-{workers}"
     dirs = [workdir / f"{group}-{i}" for i in range(workers)]
+    redis_cpu_at_reset = None
+    if commandstats:
+        redis_stats.reset(stack.redis_url)
+        redis_cpu_at_reset = _redis_cpu(stack)
     procs = [start_worker(worker_env(stack, topic, group, d), d) for d in dirs]
     try:
-        result = _watch(stack, procs, dirs, produced, profile_to)
+        result = _watch(stack, procs, dirs, produced, profile_to, redis_cpu_at_reset)
         result["committed_after_s"] = _wait_committed(stack, group, topic, produced, result)
     finally:
         for proc in procs:
@@ -107,6 +116,7 @@ def _watch(
     dirs: list[Path],
     produced: Produced,
     profile_to: Path | None,
+    redis_cpu_at_reset: float | None = None,
 ) -> dict[str, Any]:
     client = sync_redis(stack.redis_url)
     total = produced.total
@@ -130,8 +140,13 @@ def _watch(
     finally:
         client.close()
         profile.stop(spy)
-    spent = {k: v - cpu.get(k, 0.0) for k, v in stack_cpu(stack, [p.pid for p in procs]).items()}
+    now = stack_cpu(stack, [p.pid for p in procs])
+    spent = {k: v - cpu.get(k, 0.0) for k, v in now.items()}
     out = _rates(samples, total)
+    if redis_cpu_at_reset is not None:  # since the reset: start-up and the bench's polls too
+        redis_cpu = now.get("redis", 0.0) - redis_cpu_at_reset
+        stats = redis_stats.read(stack.redis_url)
+        out["commandstats"] = redis_stats.summarise(stats, total, redis_cpu)
     out["first_applied_after_s"] = round(samples[0][0] - started, 2)
     out["cpu_s_per_1000_events"] = {
         k: round(v / max(total - samples[0][1], 1) * 1000, 4) for k, v in spent.items()
@@ -140,6 +155,10 @@ def _watch(
     if profile_to is not None and spy is not None:
         out["profile"] = profile.summarise(profile_to, out["seconds"])
     return out
+
+
+def _redis_cpu(stack: Stack) -> float:
+    return cpu_seconds(stack.redis.popen.pid) if stack.redis.popen is not None else 0.0
 
 
 def _rates(samples: list[tuple[float, int]], total: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def _positive(data: dict[str, Any], *path: str) -> None:
 def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--small", "--json", str(out)],
+        [sys.executable, "-m", "bench.run", "--small", "--commandstats", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -39,10 +39,22 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
     data = json.loads(out.read_text())
-    for part in ("ceiling", "worker", "latency", "rescoring", "memory"):
+    for part in ("ceiling", "bare_ceiling", "worker", "latency", "rescoring", "memory"):
         assert "error" not in data[part], data[part]
 
     _positive(data, "ceiling", "events_per_s")
+    _positive(data, "bare_ceiling", "events_per_s")
+    for process in ("bench", "redis"):
+        _positive(data, "bare_ceiling", "cpu_s_per_1000_events", process)
+    bare = data["bare_ceiling"]
+    assert bare["orders_applied"] + bare["duplicates"] + bare["skipped"] == bare["events"]
+    assert bare["events"] == data["meta"]["workload"]["events"]
+    assert set(bare["us_per_event"]) == {"fetch", "decode", "apply", "commit"}
+    one = data["worker"]["1"]
+    _positive(one, "cpu_s_per_1000_events", "redis")
+    _positive(one, "commandstats", "redis_cpu_us_per_event")
+    assert one["commandstats"]["commands"]["evalsha"]["calls"] > 0
+    assert "commandstats" not in data["worker"]["2"]  # the 1-worker run only
     for workers in ("1", "2"):
         _positive(data, "worker", workers, "events_per_s")
         _positive(data, "worker", workers, "seconds")
@@ -81,6 +93,9 @@ def test_small_bench_reports_every_part(tmp_path: Path) -> None:
     assert machine["cpu_model"] and machine["python"] and machine["redis_version"]
     _positive(data, "meta", "machine", "cores")
     names = {t["name"] for t in data["targets"]}
-    assert len(names) == 7, names
+    assert len(names) == 9, names
+    assert {"worker_throughput_vs_bare_ceiling", "redis_cpu_us_per_event_1_worker"} <= names
     assert all(t["result"] in ("PASS", "FAIL") for t in data["targets"])
     assert any("ceiling" in line for line in data["table"])
+    for row in ("bare ceiling", "ratio to bare ceiling", "Redis CPU us/input event", "evalsha"):
+        assert any(row in line for line in data["table"]), row
