@@ -89,7 +89,8 @@ class FaultRun:
     lost_customers: int = 0
     doubled_customers: int = 0
     wrong_customers: int = 0
-    unscored_customers: int = 0
+    unscored_customers: int = 0  # live orders, never scored
+    stale_customers: int = 0  # scored as of a time before one of their purchases
     lost_changes: int = 0
     doubled_changes: int = 0
     change_repeats: int = 0
@@ -108,6 +109,7 @@ class FaultRun:
             "doubled_customers": self.doubled_customers,
             "wrong_customers": self.wrong_customers,
             "unscored_customers": self.unscored_customers,
+            "stale_customers": self.stale_customers,
             "lost_changes": self.lost_changes,
             "doubled_changes": self.doubled_changes,
             "change_repeats": self.change_repeats,

@@ -264,6 +264,7 @@ def _take_figures(run: FaultRun, step: Step, state: bool = True) -> None:
         run.doubled_customers = len(set(step.state.doubled))
         run.wrong_customers = len({w[0] for w in step.state.wrong})
         run.unscored_customers = len(step.state.unscored)
+        run.stale_customers = len(step.state.stale)
     else:
         run.extra["wrong_after_rescore"] = len({w[0] for w in step.state.wrong})
     chains = step.chains

@@ -34,7 +34,7 @@ import orjson
 import redis
 from aiokafka.structs import ConsumerRecord
 
-from tests.reference import MS_PER_DAY, Config, History, expected, fold
+from tests.reference import MS_PER_DAY, Config, Expected, History, expected, fold
 from tests.reference.records import iso
 from tests.support.harness import read_topic, run_cli
 from tests.support.state_reads import change_counts
@@ -229,6 +229,9 @@ class StateReport:
     doubled: list[str] = field(default_factory=list)  # more orders or more spend, or unknown
     wrong: list[tuple[str, Values | None, Values | None]] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)  # live orders, never scored
+    # RFM_CLOCK=event: scored as of a time before one of its purchases, so not by the
+    # scoring that followed that purchase (as_of, latest purchase)
+    stale: list[tuple[str, int, int]] = field(default_factory=list)
     not_at: list[tuple[str, int | None]] = field(default_factory=list)  # as_of is not T
 
     def problems(self) -> dict[str, Any]:
@@ -237,6 +240,7 @@ class StateReport:
             "customers doubled orders or spend": self.doubled,
             "customers differ from the oracle (expected, stored)": self.wrong,
             "customers with live orders never scored": self.unscored,
+            "customers scored before one of their purchases (as_of, purchase)": self.stale,
             "customers not scored as of the pass": self.not_at,
         }
         return {what: items for what, items in found.items() if items}
@@ -253,7 +257,12 @@ def compare_state(
 ) -> StateReport:
     """Stored profiles against the oracle: at ``as_of_ms``, or (None) at each customer's
     own stored ``as_of``. Scores are compared only where they are a function of the
-    customer alone (thresholds scoring, or one as_of for everyone)."""
+    customer alone (thresholds scoring, or one as_of for everyone).
+
+    At its own as_of, with RFM_CLOCK=event, a customer must also have been scored after its
+    latest purchase was applied: the event clock the order path scores at is never earlier
+    than any event applied, so an as_of before one of the customer's purchases means its
+    scores come from before that purchase (whatever their values)."""
     report = StateReport(customers=len(history.customers))
     groups: dict[int | None, list[str]] = defaultdict(list)
     for cid in history.customers:
@@ -266,25 +275,34 @@ def compare_state(
             report.not_at.append((cid, own))
     report.doubled.extend(sorted(set(stored) - set(history.customers)))
     scores_comparable = as_of_ms is not None or config.scoring == "thresholds"
+    stale_possible = as_of_ms is None and config.clock == "event"
     for when, ids in groups.items():
         part = History(customers={cid: history.customers[cid] for cid in ids})
         predicted = expected(part, config, history.clock_ms if when is None else when)
         for cid in ids:
-            exp, got = predicted[cid], stored[cid]
-            if got.orders < exp.orders or got.spend_minor < exp.spend_minor:
-                report.lost.append(cid)
-            if got.orders > exp.orders or got.spend_minor > exp.spend_minor:
-                report.doubled.append(cid)
-            if when is None:  # never scored
-                if exp.lifetime_orders:
-                    report.unscored.append(cid)
-                continue
-            want, have = expected_values(exp), got.values()
-            if not scores_comparable:
-                want, have = want[:4], have[:4]
-            if want != have:
-                report.wrong.append((cid, want, have))
+            latest = max(o.occurred_ms for o in history.customers[cid].orders.values())
+            _compare_one(report, cid, predicted[cid], stored[cid], when, scores_comparable)
+            if when is not None and stale_possible and when < latest:
+                report.stale.append((cid, when, latest))
     return report
+
+
+def _compare_one(
+    report: StateReport, cid: str, exp: Expected, got: Stored, when: int | None, scores: bool
+) -> None:
+    if got.orders < exp.orders or got.spend_minor < exp.spend_minor:
+        report.lost.append(cid)
+    if got.orders > exp.orders or got.spend_minor > exp.spend_minor:
+        report.doubled.append(cid)
+    if when is None:  # never scored
+        if exp.lifetime_orders:
+            report.unscored.append(cid)
+        return
+    want, have = expected_values(exp), got.values()
+    if not scores:
+        want, have = want[:4], have[:4]
+    if want != have:
+        report.wrong.append((cid, want, have))
 
 
 # ------------------------------------------------------------------------ the two steps
