@@ -1,5 +1,7 @@
 """A fault scenario from start to verdict: its servers, workers and published events, and
-the final comparison with the batch oracle (``Scenario.verify``)."""
+the comparison with the independent oracle (``Scenario.verify``, tests/support/checks.py):
+first the state and change chains as the order path left them, then after a final
+``rfm-stream rescore --as-of T``."""
 
 from __future__ import annotations
 
@@ -10,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
 import redis
 
 from state.keys import Keys
-from state.model import MS_PER_DAY, iso_utc
 from stream.topics import ensure_topics
 from tests.faults.common import (
     FAST_GROUP,
@@ -24,30 +24,30 @@ from tests.faults.common import (
     header,
     now_ms,
     produce_records,
-    scoring_context,
-    validation_rules,
     wait_for,
 )
-from tests.support.checks import assert_changes_complete, assert_state_matches, redis_profiles
+from tests.reference import MS_PER_DAY, Config, History, fold
+from tests.reference.records import iso
+from tests.support.checks import Step, check_order_path, check_rescored, rescore
 from tests.support.harness import (
     Worker,
     outbox_backlog,
     read_topic,
     rfm_env,
-    run_cli,
     settings_of,
 )
-from tests.support.oracle import BatchResult, fold
-from tests.support.state_reads import all_profiles
+from tests.support.state_reads import applied_offsets
+from tests.support.stored import stored_profiles
 
 
 @dataclass
 class Verdict:
-    oracle: BatchResult
+    oracle: History
     as_of_ms: int
     stats: dict[str, int]
-    change_duplicates: int
-    changes: int
+    order_path: Step  # before the final rescore
+    rescored: Step  # after it
+    change_repeats: int
     dead_letters: int
     dead_letter_duplicates: int
 
@@ -139,47 +139,47 @@ class Scenario:
         return wait_for(lambda: self.outbox_backlog() == 0, timeout, "outbox relayed", worker)
 
     def applied_offsets(self) -> dict[int, int]:
-        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.offsets))
-        head = f"{self.settings.kafka.orders_topic}:".encode()
-        return {int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)}
+        return applied_offsets(
+            self.redis, self.settings.kafka.orders_topic, self.settings.redis.prefix
+        )
 
     # -- the oracle
+
+    @property
+    def config(self) -> Config:
+        """The oracle's configuration, from the same environment the workers get."""
+        return Config.from_env(self.env)
 
     def oracle(
         self,
         values: Iterable[bytes | None] | None = None,
         extra_outcomes: dict[str, int] | None = None,
-    ) -> BatchResult:
-        result = fold(
-            self.published if values is None else values,
-            validation_rules(self.settings),
-            now_ms(),
-        )
+    ) -> History:
+        history = fold(self.published if values is None else values, self.config, now_ms())
         for outcome, n in (extra_outcomes or {}).items():
-            result.outcomes[outcome] += n
-        return result
+            history.outcomes[outcome] += n
+        return history
 
     def verify(
         self,
         run: FaultRun,
         *,
-        oracle: BatchResult | None = None,
+        oracle: History | None = None,
         as_of_ms: int | None = None,
         expect_change_duplicates: bool | None = False,
         superseded_allowed: bool = False,
     ) -> Verdict:
-        """The end of every scenario (all workers stopped): accounting, rescore, state,
-        changes and dead letters against the batch result. Records ``run`` either way."""
-        oracle = oracle or self.oracle()
+        """The end of every scenario (all workers stopped): accounting, then state and
+        change chains as the order path left them, then a final rescore and the same at its
+        as_of, then dead letters; all against the oracle. Records ``run`` either way."""
+        history = oracle or self.oracle()
         run.published = len(self.published)
         stats = self.stats()
-        accounted = sum(v for k, v in stats.items() if k != "redelivered")
-        run.lost = max(0, run.published - accounted)
-        run.doubled = max(0, accounted - run.published)
+        run.accounted = sum(v for k, v in stats.items() if k != "redelivered")
         run.extra.setdefault("redelivered", stats.get("redelivered", 0))
         try:
             verdict = self._check(
-                run, oracle, stats, as_of_ms, expect_change_duplicates, superseded_allowed
+                run, history, stats, as_of_ms, expect_change_duplicates, superseded_allowed
             )
             run.ok = True
             return verdict
@@ -189,51 +189,52 @@ class Scenario:
     def _check(
         self,
         run: FaultRun,
-        oracle: BatchResult,
+        history: History,
         stats: dict[str, int],
         as_of_ms: int | None,
         expect_change_duplicates: bool | None,
-        superseded_allowed: bool = False,
+        superseded_allowed: bool,
     ) -> Verdict:
-        assert run.lost == 0 and run.doubled == 0, (run.published, stats)
-        assert {k: v for k, v in stats.items() if k != "redelivered"} == {
-            k: v for k, v in oracle.outcomes.items() if v
-        }, "outcome counts differ from the batch fold"
-
-        # Nothing stuck: no relay holds an outbox (all workers are stopped by now).
+        # Nothing in flight: no relay holds an outbox (all workers are stopped by now).
         wait_for(lambda: not self.relay_locks(), 40, "relay locks released")
-        as_of = as_of_ms if as_of_ms is not None else oracle.clock_ms + MS_PER_DAY
-        done = run_cli(self.env, "rescore", "--as-of", iso_utc(as_of))
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert self.outbox_backlog() == 0, "outbox not empty after the final rescore"
+        run.extra["outbox_backlog_at_end"] = self.outbox_backlog()
 
-        ctx = scoring_context(self.settings)
-        assert_state_matches(self.redis_url, oracle, ctx, as_of)
-        assert_segment_counts_consistent(self.redis_url, self.keys)
-
-        expected = oracle.expected(ctx, as_of)
-        records = read_topic(self.bootstrap, self.settings.kafka.changes_topic)
-        strangers = {orjson.loads(r.value)["customer_id"] for r in records} - set(expected)
-        assert not strangers, f"changes for customers the events never named: {strangers}"
-        duplicates = assert_changes_complete(
-            self.redis_url,
-            records,
-            {c: cast(str | None, e[-1]) for c, e in expected.items()},
-            superseded_allowed=superseded_allowed,
+        # 1. What the order path left, before any rescoring pass repairs anything.
+        before = check_order_path(
+            self.env, self.redis_url, history, superseded_allowed=superseded_allowed
         )
-        if expect_change_duplicates is True:
-            assert duplicates > 0, "expected repeated change events, found none"
-        elif expect_change_duplicates is False:
-            assert duplicates == 0, f"{duplicates} repeated change events"
-        run.extra["change_events"] = len(records)
-        run.extra["change_duplicates"] = duplicates
+        _take_figures(run, before)
+        assert {k: v for k, v in stats.items() if k != "redelivered"} == {
+            k: v for k, v in history.outcomes.items() if v
+        }, f"outcome counts {stats} differ from the oracle's {dict(history.outcomes)}"
+        before.state.assert_ok("before the final rescore")
+        before.chains.assert_ok("before the final rescore")
+        assert run.extra["outbox_backlog_at_end"] == 0, "changes left in the outbox"
 
-        dead, dead_dups = self.check_dead_letters(oracle)
+        # 2. A final rescore as of T, and everything against the oracle at T.
+        as_of = as_of_ms if as_of_ms is not None else history.clock_ms + MS_PER_DAY
+        rescore(self.env, iso(as_of))
+        assert self.outbox_backlog() == 0, "outbox not empty after the final rescore"
+        after = check_rescored(
+            self.env, self.redis_url, history, as_of, superseded_allowed=superseded_allowed
+        )
+        _take_figures(run, after, state=False)
+        after.state.assert_ok(f"rescored as of {iso(as_of)}")
+        after.chains.assert_ok(f"rescored as of {iso(as_of)}")
+
+        repeats = after.chains.repeats
+        if expect_change_duplicates is True:
+            assert repeats > 0, "expected repeated change events, found none"
+        elif expect_change_duplicates is False:
+            assert repeats == 0, f"{repeats} repeated change events"
+        run.extra["change_events"] = after.changes.records
+
+        dead, dead_dups = self.check_dead_letters(history)
         run.extra["dead_letters"] = dead
         run.extra["dead_letter_duplicates"] = dead_dups
-        return Verdict(oracle, as_of, stats, duplicates, len(records), dead, dead_dups)
+        return Verdict(history, as_of, stats, before, after, repeats, dead, dead_dups)
 
-    def check_dead_letters(self, oracle: BatchResult) -> tuple[int, int]:
+    def check_dead_letters(self, oracle: History) -> tuple[int, int]:
         """One dead letter per rejected input (dedupe by source), each with a reason and
         message; repeats of one source must be identical. Returns (distinct, repeats)."""
         expected = Counter({k[4:]: v for k, v in oracle.outcomes.items() if k.startswith("dlq:")})
@@ -257,22 +258,30 @@ class Scenario:
         return total, repeats
 
 
-def assert_segment_counts_consistent(redis_url: str, keys: Keys) -> None:
-    """P:segments agrees with the segment held by every customer hash."""
-    r = redis.Redis.from_url(redis_url)
-    held = Counter(s.segment for s in all_profiles(r, keys).values() if s and s.segment)
-    raw = cast(dict[bytes, bytes], r.hgetall(keys.segments))
-    counted = {k.decode(): int(v) for k, v in raw.items() if int(v) != 0}
-    assert counted == dict(held), f"segment counters {counted} != customers {dict(held)}"
+def _take_figures(run: FaultRun, step: Step, state: bool = True) -> None:
+    """Per customer (from the order path's state: a rescore changes no order or spend) and
+    per event id (from the latest read of the change topic)."""
+    if state:
+        run.lost_customers = len(set(step.state.lost))
+        run.doubled_customers = len(set(step.state.doubled))
+        run.wrong_customers = len({w[0] for w in step.state.wrong})
+        run.unscored_customers = len(step.state.unscored)
+        run.stale_customers = len(step.state.stale)
+    else:
+        run.extra["wrong_after_rescore"] = len({w[0] for w in step.state.wrong})
+    chains = step.chains
+    run.lost_changes = len(chains.lost)
+    run.doubled_changes = len(chains.doubled)
+    run.change_repeats = chains.repeats
+    run.out_of_order_customers = len({c for c, _ in chains.out_of_order})
+    if chains.superseded or chains.recomputed:
+        run.extra["superseded_changes"] = chains.superseded
+        run.extra["recomputed_changes"] = chains.recomputed
 
 
-def profiles_with_as_of(redis_url: str, customer_ids: Sequence[str], as_of_ms: int) -> int:
-    """How many of these customers were last scored as of ``as_of_ms``."""
-    return sum(
-        1
-        for s in redis_profiles(redis_url, customer_ids).values()
-        if s is not None and s.as_of_ms == as_of_ms
-    )
+def customers_as_of(env: dict[str, str], as_of_ms: int) -> set[str]:
+    """The customers last scored as of ``as_of_ms`` (``rfm-stream export``)."""
+    return {cid for cid, s in stored_profiles(env).items() if s.as_of_ms == as_of_ms}
 
 
 def snapshot(redis_url: str, prefix: str = "rfm") -> dict[bytes, Any]:

@@ -40,8 +40,9 @@ def around(body: str, secret: str) -> str:
 
 
 def apply_in_process(sc: Scenario, events: Sequence[tuple[bytes, bytes]]) -> None:
-    """The worker's pipeline, run here against the configured Redis (faster than a worker):
-    records get partitions by key and consecutive offsets, as a topic would give them."""
+    """The worker's pipeline and outbox relay, run here against the configured Redis
+    (faster than a worker): records get partitions by key and consecutive offsets, as a
+    topic would give them; their segment changes are published as a worker's relay would."""
     partitions = sc.settings.kafka.partitions
     next_offset = [0] * partitions
     records = []
@@ -55,6 +56,7 @@ def apply_in_process(sc: Scenario, events: Sequence[tuple[bytes, bytes]]) -> Non
         try:
             for i in range(0, len(records), 200):
                 await runtime.pipeline.process(records[i : i + 200])
+            await runtime.relay.drain()
         finally:
             await runtime.close()
 

@@ -67,7 +67,6 @@ def test_redis_restored_to_older_snapshot_is_caught_up_from_kafka(
     oracle = assert_matches_oracle(
         env,
         server.url,
-        kafka_bootstrap,
         values,
         START + 400 * MS_PER_DAY,
         superseded_allowed=True,

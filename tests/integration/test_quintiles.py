@@ -12,17 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from state.changes import ScoringContext
-from state.model import iso_utc, recency_days
-from state.scoring import QuintileBoundaries, QuintileScorer
-from state.segments import load_segment_rules
-from stream.runtime import Runtime
+from state.model import iso_utc
+from tests.reference import Config, expected, fold
 from tests.support.harness import outbox_empty, rfm_env, run_cli, settings_of, wait_until
-from tests.support.oracle import fold
 from tests.support.scoring_helpers import (
-    KEYS,
     Event,
     cancel,
     change_chains,
@@ -93,28 +87,25 @@ def test_quintiles_rescore_matches_population_quintiles(
     assert done.returncode == 0, done.stderr
     after = export(env)
 
-    # the independent expectation: fold the same events, quintiles over the scorable ones
-    rules = Runtime.build(settings).pipeline.rules
-    oracle = fold((v for _, v in QUINTILE_EVENTS), rules, ms(400))
-    population = {cid: c for cid, c in oracle.customers.items() if c.count > 0}
-    assert set(population) == {cid for cid, *_ in QUINTILE_POPULATION}
+    # the independent expectation (tests/reference): fold the same events, quintiles over
+    # the scorable ones, from the same settings the worker got
+    config = Config.from_env(env)
+    oracle = fold((v for _, v in QUINTILE_EVENTS), config, ms(400))
+    population = {cid for cid, c in oracle.customers.items() if c.live_orders()}
+    assert population == {cid for cid, *_ in QUINTILE_POPULATION}
     ids = sorted(population)
-    boundaries = QuintileBoundaries.from_population(
-        [recency_days(population[c].last or 0, QUINTILE_AS_OF) for c in ids],
-        [population[c].count for c in ids],
-        [population[c].spend for c in ids],
-    )
-    stored = redis.Redis.from_url(redis_url).get(KEYS.quintiles)
-    assert stored is not None and QuintileBoundaries.from_json(stored) == boundaries
-    ctx = ScoringContext(QuintileScorer(boundaries), load_segment_rules("default"), "USD", 2)
-    expected = oracle.expected(ctx, QUINTILE_AS_OF)
+    profiles = expected(oracle, config, QUINTILE_AS_OF)
 
-    assert set(after) == set(population) | {"qx"}
+    assert set(after) == population | {"qx"}
     for cid in ids:
-        _, _, orders, _, r, f, m, days, segment = expected[cid]
-        got = after[cid]
-        assert (got["recency_days"], got["r"], got["f"], got["m"]) == (days, r, f, m), cid
-        assert (got["orders"], got["segment"]) == (orders, segment), cid
+        want, got = profiles[cid], after[cid]
+        assert (got["recency_days"], got["r"], got["f"], got["m"]) == (
+            want.recency_days,
+            want.r,
+            want.f,
+            want.m,
+        ), cid
+        assert (got["orders"], got["segment"]) == (want.orders, want.segment), cid
         assert got["as_of"] == iso_utc(QUINTILE_AS_OF), cid
     assert (after["qx"]["orders"], after["qx"]["r"], after["qx"]["segment"]) == (0, None, None)
 
@@ -134,7 +125,7 @@ def test_quintiles_rescore_matches_population_quintiles(
         f"rescored {len(after)} of {len(after)} customers as of {iso_utc(QUINTILE_AS_OF)}: "
         f"{len(moved)} segment changes; {len(moved)} records published"
     )
-    assert segment_sizes(env) == dict(Counter(e[-1] for e in expected.values() if e[-1]))
+    assert segment_sizes(env) == dict(Counter(p.segment for p in profiles.values() if p.segment))
     chains = change_chains(kafka_bootstrap, settings.kafka.changes_topic)
     for cid in ids:
         last = chains[cid][-1]

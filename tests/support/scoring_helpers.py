@@ -7,7 +7,6 @@ cleanly, and observations of the state through the operator's CLI (``customer``,
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,7 +19,8 @@ import redis
 
 from state.keys import Keys
 from stream.settings import Settings
-from tests.support.harness import Worker, accounted, produce, read_topic, run_cli, wait_until
+from tests.support.checks import read_changes
+from tests.support.harness import Worker, accounted, produce, run_cli, wait_until
 from tests.support.state_reads import read_profile
 
 DAY0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -138,23 +138,20 @@ def segment_sizes(env: dict[str, str]) -> dict[str, int]:
 
 
 def change_chains(bootstrap: str, topic: str) -> dict[str, list[dict[str, Any]]]:
-    """Segment changes per customer, deduplicated by event id, in sequence order; each chain
-    must be unbroken (1, 2, 3 ...) and link previous_segment to the segment before it."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for record in read_topic(bootstrap, topic):
-        change = orjson.loads(record.value)
-        assert by_id.setdefault(change["event_id"], change) == change
-    chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for change in by_id.values():
-        chains[change["customer_id"]].append(change)
-    for cid, chain in chains.items():
-        chain.sort(key=lambda c: c["sequence"])
-        assert [c["sequence"] for c in chain] == list(range(1, len(chain) + 1)), cid
+    """Segment changes per customer in TOPIC order (what a consumer reads), deduplicated by
+    event id keeping the first; a repeated id must repeat the same change. Each chain must
+    come numbered 1, 2, 3 ... in that order and link previous_segment to the segment before
+    it (tests/support/checks.py)."""
+    changes = read_changes(bootstrap, topic)
+    assert not changes.conflicting, changes.conflicting[:3]
+    assert not changes.split, f"customers on several partitions: {changes.split[:5]}"
+    for cid, chain in changes.by_customer.items():
+        assert [c["sequence"] for c in chain] == list(range(1, len(chain) + 1)), (cid, chain)
         previous = None
         for change in chain:
             assert change["previous_segment"] == previous, (cid, chain)
             previous = change["segment"]
-    return dict(chains)
+    return changes.by_customer
 
 
 def passes_as_of(worker: Worker, as_of_ms: int) -> int:

@@ -4,6 +4,7 @@ and the bench: only the scripts know the packed profile format."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import redis
 
@@ -74,3 +75,21 @@ def bucket_keys(customer_ids: Iterable[str], keys: Keys | None = None) -> set[by
         out.add(keys.profiles_of(cid).encode())
         out.add(keys.orders_of(cid).encode())
     return out
+
+
+def change_counts(
+    r: redis.Redis, customer_ids: Sequence[str], prefix: str = "rfm"
+) -> dict[str, int]:
+    """How many segment changes the store has numbered for each customer (the ``sequence``
+    of its latest change; 0 for none, and for a customer the store does not hold)."""
+    return {
+        cid: 0 if state is None else state.seq
+        for cid, state in read_profiles(r, customer_ids, Keys(prefix)).items()
+    }
+
+
+def applied_offsets(r: redis.Redis, topic: str, prefix: str = "rfm") -> dict[int, int]:
+    """Partition -> the last input offset the store has applied (recorded with the state)."""
+    raw = cast(dict[bytes, bytes], r.hgetall(Keys(prefix).offsets))
+    head = f"{topic}:".encode()
+    return {int(k[len(head) :]): int(v) for k, v in raw.items() if k.startswith(head)}

@@ -2,8 +2,9 @@
 
 On generated streams of order events (purchases, refunds, cancels, duplicates, bad records,
 several currencies) the oracle must agree with ``stream.validation.parse_order`` event by
-event, with the current batch fold (tests/support/oracle.py, which applies the production
-parser's events as the Lua script does) on outcomes, event clock and lifetime figures, and
+event, with the production parser's events folded as the apply script folds them
+(``product_fold`` below, the product side of this comparison) on outcomes, event clock and
+lifetime figures, and
 with ``ThresholdScorer`` / ``QuintileBoundaries`` and ``load_segment_rules`` on scores and
 segments. The window is 0 (the whole history): the product has no window yet.
 
@@ -14,7 +15,9 @@ Inputs on which the two differ on purpose are not generated here; each is pinned
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -28,7 +31,6 @@ from stream.settings import Settings, load_settings
 from stream.validation import ValidationRules, parse_order
 from tests.reference import Config, DeadLetter, Event, expected, fold, parse_event
 from tests.reference.records import record
-from tests.support import oracle as current_oracle
 
 NOW = 1_795_600_800_000  # 2026-11-25T10:00:00Z
 DAY = 86_400_000
@@ -232,6 +234,91 @@ def test_each_event_is_read_alike(env: dict[str, str], raw: bytes | None) -> Non
 # ------------------------------------------------------------------------------ streams
 
 
+@dataclass
+class _Order:
+    ts: int
+    amount: int
+    refunded: int = 0
+    cancelled: bool = False
+    refunds: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Customer:
+    orders: dict[str, _Order] = field(default_factory=dict)
+
+    @property
+    def active(self) -> list[_Order]:
+        return [o for o in self.orders.values() if not o.cancelled]
+
+    @property
+    def count(self) -> int:
+        return len(self.active)
+
+    @property
+    def spend(self) -> int:
+        return sum(o.amount - o.refunded for o in self.active)
+
+    @property
+    def first(self) -> int | None:
+        return min((o.ts for o in self.active), default=None)
+
+    @property
+    def last(self) -> int | None:
+        return max((o.ts for o in self.active), default=None)
+
+
+@dataclass
+class _Folded:
+    customers: dict[str, _Customer]
+    outcomes: Counter[str]
+    clock_ms: int
+
+
+def product_fold(values: list[bytes | None], rules: ValidationRules, now_ms: int) -> _Folded:
+    """``parse_order``'s events applied in publish order as state/lua/apply_orders.lua does
+    (duplicates by order id, refunds by refund id or time and amount, cancels)."""
+    customers: dict[str, _Customer] = {}
+    outcomes: Counter[str] = Counter()
+    clock = 0
+    for raw in values:
+        event = parse_order(raw, rules, now_ms)
+        if isinstance(event, Rejection):
+            outcomes[f"dlq:{event.reason}"] += 1
+            continue
+        outcome = _product_apply(customers.setdefault(event.customer_id, _Customer()), event)
+        if outcome.startswith("dlq:") and not customers[event.customer_id].orders:
+            del customers[event.customer_id]
+        if outcome == "applied":
+            clock = max(clock, event.occurred_ms)
+        outcomes[outcome] += 1
+    return _Folded(customers, outcomes, clock)
+
+
+def _product_apply(c: _Customer, e: OrderEvent) -> str:
+    order = c.orders.get(e.order_id)
+    if e.kind == "purchase":
+        if order is not None:
+            return "duplicate"
+        c.orders[e.order_id] = _Order(e.occurred_ms, e.amount_minor)
+        return "applied"
+    if order is None:
+        return "dlq:unknown_order"
+    if e.kind == "cancel":
+        if order.cancelled:
+            return "duplicate"
+        order.cancelled = True
+        return "applied"
+    if order.cancelled:
+        return "dlq:order_cancelled"
+    refund_key = e.refund_id or f"{e.occurred_ms}:{e.amount_minor}"
+    if refund_key in order.refunds:
+        return "duplicate"
+    order.refunds.add(refund_key)
+    order.refunded += min(e.amount_minor, order.amount - order.refunded)
+    return "applied"
+
+
 def scorer_for(settings_: Settings, population: list[tuple[int, int, int]]) -> Scorer:
     if settings_.scoring.mode == "thresholds":
         return ThresholdScorer(settings_.scoring.thresholds)
@@ -256,7 +343,7 @@ def test_streams_fold_and_score_alike(
     as_of = NOW + as_of_delta
 
     ours = fold(values, config, NOW)
-    theirs = current_oracle.fold(values, rules, NOW)
+    theirs = product_fold(values, rules, NOW)
     assert ours.outcomes == theirs.outcomes
     assert ours.clock_ms == theirs.clock_ms
     assert set(ours.customers) == set(theirs.customers)
