@@ -64,7 +64,9 @@ def _offsets_in(
     probe = private_redis(["--appendonly", "yes"], port=port)
     try:
         s = sc.settings
-        return applied_offsets(redis.Redis.from_url(probe.url), s.orders_topic, s.redis_prefix)
+        return applied_offsets(
+            redis.Redis.from_url(probe.url), s.kafka.orders_topic, s.redis.prefix
+        )
     finally:
         probe.stop()
 

@@ -51,7 +51,7 @@ def _reached(sc: Scenario, accounted: int) -> Callable[[], bool]:
 
 def _committed(sc: Scenario) -> dict[int, int]:
     s = sc.settings
-    return kafka_committed(sc.bootstrap, s.app_id, s.orders_topic, s.partitions)
+    return kafka_committed(sc.bootstrap, s.kafka.app_id, s.kafka.orders_topic, s.kafka.partitions)
 
 
 def _commit_cleanly(sc: Scenario, worker: Worker) -> None:
