@@ -21,6 +21,8 @@ key                             type    holds
 ``P:outboxes``                  set     partitions that have an outbox (written with it)
 ``P:relay-lock:<partition>``    string  who relays that outbox right now
 ``P:rescore``                   hash    last pass: as_of, finished_at, counts
+``P:seq-floor``                 string  change number new customers start after (erasure)
+``P:erasures``                  string  customers erased so far (``rfm-stream forget``)
 ==============================  ======  ================================================
 
 Why buckets: a key costs Redis ~60-80 bytes before it holds anything, more than a whole
@@ -120,6 +122,17 @@ class Keys:
     @property
     def rescore(self) -> str:
         return f"{self.prefix}:rescore"
+
+    @property
+    def seq_floor(self) -> str:
+        """Customers created from now on number their segment changes after this: at least
+        the last change number of every customer erased so far (state/lua/forget.lua), so a
+        customer id that comes back never repeats an ``event_id`` it had before."""
+        return f"{self.prefix}:seq-floor"
+
+    @property
+    def erasures(self) -> str:
+        return f"{self.prefix}:erasures"
 
     @property
     def outbox_prefix(self) -> str:

@@ -103,6 +103,9 @@ class StateReader:
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.stats))
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    async def erasures(self) -> int:
+        return _int(cast(bytes | None, await self.redis.get(self.keys.erasures))) or 0
+
     async def clock_ms(self) -> int | None:
         return _int(cast(bytes | None, await self.redis.get(self.keys.clock)))
 

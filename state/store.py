@@ -127,6 +127,7 @@ class StateStore:
                 keys.segment_codes,
                 keys.layout,
                 keys.outboxes,
+                keys.seq_floor,
             ],
             args=args,
         )

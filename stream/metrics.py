@@ -112,6 +112,9 @@ OUTBOX_PUBLISHED = Counter(
     "rfm_outbox_published_total", "Records relayed from the outbox to Kafka", ["kind"]
 )
 OUTBOX_BACKLOG = Gauge("rfm_outbox_backlog_records", "Records waiting in the outbox")
+CUSTOMERS_ERASED = Gauge(
+    "rfm_customers_erased", "Customers erased so far with rfm-stream forget (read from Redis)"
+)
 OUTBOX_PUBLISH_SECONDS = Histogram(
     "rfm_outbox_publish_seconds",
     "Publishing one chunk of outbox records until acked",

@@ -99,6 +99,7 @@ async def refresh_shared(runtime: Runtime) -> None:
     for name in runtime.rules.names:
         metrics.SEGMENT_CUSTOMERS.labels(name).set(counts.get(name, 0))
     metrics.OUTBOX_BACKLOG.set(await runtime.relay.backlog())
+    metrics.CUSTOMERS_ERASED.set(await runtime.reader.erasures())
 
 
 async def refresh(app: faust.App, runtime: Runtime) -> None:

@@ -186,6 +186,15 @@ def _optional_id(doc: dict[str, Any], name: str, rules: ValidationRules) -> str 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
+MAX_ID_LENGTH: Final = ValidationRules.max_id_length
+
+
+def id_problem(value: str, max_length: int = MAX_ID_LENGTH) -> str | None:
+    """Why an id would be refused as input (None when it is acceptable): the CLI and other
+    entry points that take a customer id refuse the same ids the worker does."""
+    return _id_problem(value, max_length)
+
+
 def _id_problem(value: str, max_length: int) -> str | None:
     if not value:
         return "must not be empty"

@@ -14,7 +14,8 @@
 -- stops them half-way (tests/faults/test_fault_script_error.py).
 --
 -- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash,
---   6 layout marker, 7 outboxes set (partitions that have an outbox)
+--   6 layout marker, 7 outboxes set (partitions that have an outbox), 8 seq floor (a new
+--   customer's change numbers start after it: state/lua/forget.lua)
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
 --   "floors": {partition: offset below which everything is known to be handled},
@@ -35,7 +36,7 @@
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
 local offsets_key, stats_key, clock_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local outboxes_key = KEYS[7]
+local outboxes_key, seq_floor_key = KEYS[7], KEYS[8]
 check_layout(KEYS[6], offsets_key)
 -- Type checks of the keys only written at the end (WRONGTYPE now, not half-way through).
 redis.call('HLEN', stats_key)
@@ -99,11 +100,19 @@ local function order_set(okey, ofield, value)
   staged[ofield] = value
 end
 
+local seq_floor  -- read once, when the batch creates its first customer
+local function new_customer()
+  local t = new_profile()
+  if not seq_floor then seq_floor = tonumber(redis.call('GET', seq_floor_key) or '0') end
+  t.seq = seq_floor
+  return t
+end
+
 -- Profiles read in this batch, written back once at the end: cid -> {key, profile}.
 local function profile(pkey, cid)
   local held = touched[cid]
   if held then return held.t end
-  return unpack_profile(redis.call('HGET', pkey, cid)) or new_profile()
+  return unpack_profile(redis.call('HGET', pkey, cid)) or new_customer()
 end
 
 local function touch(pkey, cid, t, partition)

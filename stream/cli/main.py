@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--segment", metavar="NAME")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     sub.add_parser("segments", help="segment sizes")
+    p = sub.add_parser("forget", help="erase one customer (right to erasure); emits 'erased'")
+    p.add_argument("customer_id")
     return parser
 
 
@@ -52,6 +54,7 @@ _COMMANDS = {
     "customer": ("stream.cli.queries", "customer"),
     "export": ("stream.cli.queries", "export"),
     "segments": ("stream.cli.queries", "segments"),
+    "forget": ("stream.cli.erase", "forget"),
 }
 
 
