@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.env import PREFIX
 from state.keys import Keys
+from state.model import now_ms
 from state.money import CurrencyTable
 from state.store import InputRecord, StateStore
-from stream.pipeline import now_ms
 from stream.validation import ValidationRules, parse_order
 
 T = TypeVar("T")

@@ -84,8 +84,15 @@ async def load(
 
 
 def runtime_for(redis_url: str, scoring: str = "thresholds") -> Runtime:
-    """The worker's own wiring (default segments, wall clock)."""
-    env = {"RFM_REDIS_URL": redis_url, "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1", "RFM_SCORING": scoring}
+    """The worker's own wiring (default segments and window). The event clock, because the
+    customers' purchases lie before AS_OF, a fixed date: by the wall clock they would age
+    past the order retention and be dead-lettered too_old."""
+    env = {
+        "RFM_REDIS_URL": redis_url,
+        "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "RFM_SCORING": scoring,
+        "RFM_CLOCK": "event",
+    }
     return Runtime.build(load_settings(env=env))
 
 

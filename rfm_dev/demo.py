@@ -27,8 +27,7 @@ from aiokafka import AIOKafkaConsumer
 
 from rfm_dev.embedded_stack import EmbeddedStack
 from rfm_dev.shop import ShopProfile, generate_history, live_orders
-from state.model import MS_PER_DAY
-from stream.pipeline import now_ms
+from state.model import MS_PER_DAY, now_ms
 from stream.publisher import OutgoingRecord, Publisher
 from stream.security import aiokafka_options
 from stream.settings import Settings

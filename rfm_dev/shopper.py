@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from itertools import islice
 
 from rfm_dev.shop import live_orders
-from stream.pipeline import now_ms
+from state.model import now_ms
 from stream.publisher import OutgoingRecord, Publisher
 from stream.security import aiokafka_options
 from stream.settings import Settings, SettingsError, load_settings

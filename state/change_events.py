@@ -16,10 +16,13 @@ compares them byte for byte); tests/unit/test_change_events.py checks the render
 The outbox entry is ``t=chg, k=<customer id>, v=<record>`` (the id is the Kafka record's
 key too); the record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``,
 currency codes are three letters; ``''`` for none):
-``seq,previous,segment,scores,orders,spend_minor,exponent,currency,as_of_ms,cause``
-where seq, orders and spend_minor are base 36 (a leading ``-`` when negative), scores is the
+``seq,previous,segment,scores,orders,spend_minor,exponent,currency,as_of_ms,cause,``
+``lifetime_orders,lifetime_spend_minor,window_days``
+where seq and the order counts and spends are base 36 (a leading ``-`` when negative),
+orders and spend_minor are the window's (what F and M were scored on), scores is the
 three digits r, f, m followed by the recency days in base 36 (``''`` without scores), and
-exponent and as_of_ms are decimal.
+exponent, as_of_ms and window_days are decimal. Records of the ten first fields only were
+queued by versions before windows: their values are whole histories (window_days 0).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import orjson
 from state.model import Scores, iso_utc
 from state.money import format_minor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Namespace for segment-change event ids: uuid5(namespace, customer id + change number).
 EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
 _NAMESPACE = EVENT_NAMESPACE.bytes
 RECORD_KIND = b"chg"  # outbox entry type of a change record
 JSON_KIND = b"seg"  # outbox entry type of a rendered event (queued by earlier versions)
-_FIELDS = 10
+_FIELDS = 13
+_FIELDS_BEFORE_WINDOWS = 10
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -73,12 +77,17 @@ def change_record(
     currency: str,
     as_of_ms: int,
     cause: str,
+    lifetime_orders: int,
+    lifetime_spend_minor: int,
+    window_days: int,
 ) -> bytes:
-    """``seq`` is the change's own number (the customer's previous one + 1)."""
+    """``seq`` is the change's own number (the customer's previous one + 1); ``orders`` and
+    ``spend_minor`` the window's."""
     rfm = f"{scores.r}{scores.f}{scores.m}{base36(scores.recency_days)}" if scores else ""
     return (
         f"{base36(seq)},{previous or ''},{segment or ''},{rfm},{base36(orders)},"
-        f"{base36(spend_minor)},{exponent},{currency},{as_of_ms},{cause}"
+        f"{base36(spend_minor)},{exponent},{currency},{as_of_ms},{cause},"
+        f"{base36(lifetime_orders)},{base36(lifetime_spend_minor)},{window_days}"
     ).encode("ascii")
 
 
@@ -96,12 +105,15 @@ def base36(n: int) -> str:
 
 def render(customer_id: bytes, record: bytes) -> bytes:
     """The published event: orjson's compact JSON, fields in this order."""
-    if record.count(b",") != _FIELDS - 1:
+    commas = record.count(b",")
+    if commas not in (_FIELDS - 1, _FIELDS_BEFORE_WINDOWS - 1):
         raise ChangeRecordError(f"change record of {customer_id!r} has not {_FIELDS} fields")
     try:
-        seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = record.decode(
-            "ascii"
-        ).split(",")
+        parts = record.decode("ascii").split(",")
+        if len(parts) == _FIELDS_BEFORE_WINDOWS:
+            parts += [parts[4], parts[5], "0"]
+        seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = parts[:10]
+        lifetime_orders, lifetime_spend, window_days = parts[10:]
         cid, seq = customer_id.decode("utf-8"), int(seq_, 36)
         previous, segment = prev or None, seg or None
         r, f, m, days = (
@@ -121,6 +133,9 @@ def render(customer_id: bytes, record: bytes) -> bytes:
                 "recency_days": days,
                 "orders": int(orders, 36),
                 "spend": format_minor(int(spend, 36), int(exponent)),
+                "lifetime_orders": int(lifetime_orders, 36),
+                "lifetime_spend": format_minor(int(lifetime_spend, 36), int(exponent)),
+                "window_days": int(window_days),
                 "currency": currency,
                 "as_of": _iso(int(as_of)),
                 "cause": cause,

@@ -6,13 +6,13 @@ here, so there is exactly one definition of a customer's scores and segment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 
 from state.change_events import change_record
-from state.model import CustomerState, Scores, ScoreWrite
+from state.model import CustomerState, History, Scores, ScoreWrite
 from state.scoring import QuintileScorer, Scorer, ThresholdScorer
 from state.segments import SegmentRules
 
@@ -25,6 +25,7 @@ class ScoringContext:
     rules: SegmentRules
     currency: str
     exponent: int  # minor-unit digits of ``currency``
+    history: History = field(default_factory=History)
 
 
 def score_state(state: CustomerState, ctx: ScoringContext, as_of_ms: int) -> Scores | None:
@@ -86,6 +87,9 @@ def change_record_of(
         ctx.currency,
         as_of_ms,
         cause,
+        state.orders,
+        state.spend_minor,
+        0,
     )
 
 
@@ -111,5 +115,7 @@ def scoring_spec(ctx: ScoringContext) -> bytes | None:
             "segments": ctx.rules.table,
             "currency": ctx.currency,
             "exponent": ctx.exponent,
+            "window_days": ctx.history.window_days,
+            "retention_ms": ctx.history.retention_ms,
         }
     )

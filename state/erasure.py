@@ -32,9 +32,11 @@ class Erasure:
 
 
 class Eraser:
-    def __init__(self, redis: Redis, keys: Keys, currency: str, exponent: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, currency: str, exponent: int, window_days: int
+    ) -> None:
         self.redis, self.keys = redis, keys
-        self.currency, self.exponent = currency, exponent
+        self.currency, self.exponent, self.window_days = currency, exponent, window_days
         self._forget = register(redis, "forget")
 
     async def forget(self, customer_id: str, as_of_ms: int) -> Erasure:
@@ -50,7 +52,14 @@ class Eraser:
                 keys.seq_floor,
                 keys.erasures,
             ],
-            args=[customer_id, str(as_of_ms), keys.outbox_prefix, self.currency, self.exponent],
+            args=[
+                customer_id,
+                str(as_of_ms),
+                keys.outbox_prefix,
+                self.currency,
+                self.exponent,
+                self.window_days,
+            ],
         )
         removed = await self._sweep_due_lists(f"{bucket}:{customer_id}")
         return Erasure(

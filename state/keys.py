@@ -14,6 +14,9 @@ key                             type    holds
 ``P:offsets``                   hash    ``<topic>:<partition>`` -> last applied input offset
 ``P:stats``                     hash    input outcome counters (applied, duplicate, dlq:<reason>)
 ``P:clock``                     string  latest event time applied (epoch ms): the event clock
+``P:partition-clocks``          hash    ``<topic>:<partition>`` -> latest event time applied
+                                        from it; their minimum is the watermark by which
+                                        RFM_CLOCK=event measures the order retention
 ``P:dirty``                     set     customers whose state changed but who are not rescored yet
 ``P:segments``                  hash    segment -> number of customers in it
 ``P:quintiles``                 string  quintile boundaries of the last full pass (JSON)
@@ -68,6 +71,12 @@ class Keys:
         return self.orders(bucket_of(customer_id))
 
     @property
+    def orders_head(self) -> str:
+        """``orders(b)`` is this + b + "}": the scripts that find a customer's order bucket
+        from its profile bucket number build it so."""
+        return f"{self.prefix}:o:{{"
+
+    @property
     def profiles_head(self) -> str:
         """``profiles(b)`` is this + b + "}": the scripts that read due lists build it so."""
         return f"{self.prefix}:b:{{"
@@ -106,6 +115,10 @@ class Keys:
     @property
     def clock(self) -> str:
         return f"{self.prefix}:clock"
+
+    @property
+    def partition_clocks(self) -> str:
+        return f"{self.prefix}:partition-clocks"
 
     @property
     def dirty(self) -> str:

@@ -6,6 +6,7 @@ batch oracle in the tests can reuse them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -36,6 +37,33 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class History:
+    """How much order history counts and is kept (README, "Window and retention").
+
+    ``window_days``: F and M count the live purchases of the last this many days (0: all).
+    ``retention_days``: order records are kept this long to recognise duplicates, and an
+    event older than this when it arrives is dead-lettered ``too_old`` (0: forever).
+    ``event_clock``: "now" is the latest event time applied (``RFM_CLOCK=event``).
+    """
+
+    window_days: int = 0
+    retention_days: int = 0
+    event_clock: bool = False
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_days * MS_PER_DAY
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * MS_PER_DAY
+
+    def prune_before(self, clock_ms: int) -> int | None:
+        """Order records at or before this time are past the retention (None: keep all)."""
+        return clock_ms - self.retention_ms if self.retention_days > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
 class Scores:
     r: int
     f: int
@@ -62,6 +90,11 @@ class CustomerState:
     recency_days: int | None = None
     as_of_ms: int | None = None
     due_ms: int | None = None  # when R next drops, as of the last scoring; None for never
+    # The window as last computed (None where none is stored: RFM_WINDOW_DAYS=0, or not
+    # computed yet); ``orders`` and ``spend_minor`` above are lifetime values.
+    window_days: int | None = None
+    window_orders: int | None = None
+    window_spend: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +108,10 @@ class ScoreWrite:
     segment: str  # "" for none
     due_ms: int  # when R next drops; -1 for never
     change: bytes  # the segment-change event, b"" when the segment stays
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def recency_days(last_ms: int, as_of_ms: int) -> int:

@@ -40,14 +40,17 @@ class Population:
 
 
 class PopulationCounter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, window_days: int = 0, orders_head: str = "") -> None:
         self._count = register(redis, "population")
+        self.window_days, self.orders_head = window_days, orders_head
 
     async def count(self, as_of_ms: int, buckets: Sequence[bytes]) -> Population:
         """The scorable customers of these buckets, recency as of ``as_of_ms``."""
         if not buckets:
             return Population()
-        days, orders, spend = await self._count(keys=list(buckets), args=[str(as_of_ms)])
+        days, orders, spend = await self._count(
+            keys=list(buckets), args=[str(as_of_ms), str(self.window_days), self.orders_head]
+        )
         return Population(_counts(days), _counts(orders), _counts(spend))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import cast
 
 from redis.asyncio import Redis
@@ -55,6 +56,24 @@ def to_states(
     return [to_state(cid, flat[i * WIDTH : (i + 1) * WIDTH]) for i, cid in enumerate(customer_ids)]
 
 
+WINDOW_WIDTH = WIDTH + 3  # read_customers.lua: the profile, then window days, orders, spend
+
+
+def with_windows(
+    customer_ids: Sequence[str], flat: Sequence[bytes | None]
+) -> list[CustomerState | None]:
+    """Decode read_customers.lua's reply: each profile with its stored window."""
+    states: list[CustomerState | None] = []
+    for i, cid in enumerate(customer_ids):
+        row = flat[i * WINDOW_WIDTH : (i + 1) * WINDOW_WIDTH]
+        state = to_state(cid, row[:WIDTH])
+        days, orders, spend = (_int(x) for x in row[WIDTH:])
+        if state is not None and days is not None:
+            state = replace(state, window_days=days, window_orders=orders, window_spend=spend)
+        states.append(state)
+    return states
+
+
 class StateReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -66,8 +85,10 @@ class StateReader:
             return []
         keys = self.keys
         buckets = [keys.profiles_of(cid) for cid in customer_ids]
-        flat = await self._read(keys=[keys.segment_codes, *buckets], args=list(customer_ids))
-        return to_states(customer_ids, flat)
+        flat = await self._read(
+            keys=[keys.segment_codes, *buckets], args=[keys.orders_head, *customer_ids]
+        )
+        return with_windows(customer_ids, flat)
 
     async def customer(self, customer_id: str) -> CustomerState | None:
         return (await self.customers([customer_id]))[0]
@@ -102,6 +123,12 @@ class StateReader:
     async def stats(self) -> dict[str, int]:
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.stats))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def watermark_ms(self) -> int | None:
+        """The least of the input partitions' latest event times (window.lua): the clock of
+        the order retention with RFM_CLOCK=event; None before any event."""
+        raw = cast(list[bytes], await self.redis.hvals(self.keys.partition_clocks))
+        return min((int(v) for v in raw), default=None)
 
     async def erasures(self) -> int:
         return _int(cast(bytes | None, await self.redis.get(self.keys.erasures))) or 0

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from state.cancellation import raise_if_cancelled
 from state.changes import Cause, ScoringContext, plan_write, scoring_spec
 from state.keys import BUCKETS, Keys
-from state.model import CustomerState
+from state.model import CustomerState, History
 from state.population import Population, PopulationCounter
 from state.reads import StateReader
 from state.scoring import QuintileBoundaries, QuintileScorer, Scorer
@@ -73,9 +73,13 @@ class ScoringContexts:
         rules: SegmentRules,
         currency: str,
         exponent: int,
+        history: History | None = None,
     ) -> None:
         self.redis, self.keys, self.mode = redis, keys, mode
-        self._thresholds = ScoringContext(thresholds_scorer, rules, currency, exponent)
+        self.history = history or History()
+        self._thresholds = ScoringContext(
+            thresholds_scorer, rules, currency, exponent, self.history
+        )
         self._cached: tuple[bytes, ScoringContext] | None = None
         self._register = register(redis, "register_segments")
         self._registered = False
@@ -98,7 +102,7 @@ class ScoringContexts:
 
     def with_scorer(self, scorer: Scorer) -> ScoringContext:
         t = self._thresholds
-        return ScoringContext(scorer, t.rules, t.currency, t.exponent)
+        return ScoringContext(scorer, t.rules, t.currency, t.exponent, t.history)
 
 
 class Rescorer:
@@ -112,7 +116,9 @@ class Rescorer:
         self.store, self.reader, self.contexts = store, reader, contexts
         self.on_chunk = on_chunk  # called after each chunk of a pass (a test fault point)
         self.enumerate_from_keys = BUCKETS  # Redis keys from which passes list buckets
-        self.population = PopulationCounter(store.redis)
+        self.population = PopulationCounter(
+            store.redis, store.history.window_days, store.keys.orders_head
+        )
 
     async def rescore_ids(
         self,
@@ -141,6 +147,9 @@ class Rescorer:
         if not states:
             return result
         ctx = context or await self.contexts.current()
+        if ctx.history.window_days > 0:
+            # plan_write scores whole histories; windows are only scored in Redis.
+            raise ValueError("the Python scoring route knows no window: RFM_WINDOW_DAYS=0")
         writes = [plan_write(s, ctx, as_of_ms, cause, announce) for s in states]
         written = await self.store.write_scores(writes)
         for state, w, outcome in zip(states, writes, written, strict=True):
@@ -157,16 +166,17 @@ class Rescorer:
         return result
 
     async def rescore_touched(
-        self, ids: Sequence[str], as_of_ms: int, cause: Cause = "order"
+        self, ids: Sequence[str], as_of_ms: int, cause: Cause = "order", announce: bool = False
     ) -> PassResult:
         """Customers whose orders changed: scored in Redis when the scorer allows
         (rescore_in_redis.lua, no read back, nothing to lose to a compare-and-set), else
-        here. Same result either way (tests/integration/test_rescore_in_redis.py)."""
+        here. Same result either way (tests/integration/test_rescore_in_redis.py).
+        ``announce`` queues a change for each even where the segment stays."""
         ctx = await self.contexts.current()
         spec = scoring_spec(ctx)
         if spec is None:
-            return await self.rescore_ids(ids, as_of_ms, cause, ctx)
-        done = await self.store.rescore_ids_in_redis(as_of_ms, cause, spec, ids)
+            return await self.rescore_ids(ids, as_of_ms, cause, ctx, announce)
+        done = await self.store.rescore_ids_in_redis(as_of_ms, cause, spec, ids, announce)
         return _result(as_of_ms, done)
 
     async def sweep_dirty(self, as_of: Callable[[], Awaitable[int]]) -> PassResult:
@@ -213,11 +223,16 @@ class Rescorer:
         return total
 
     async def full_pass(
-        self, as_of_ms: int, cause: Cause = "rescore", in_redis: bool = True
+        self,
+        as_of_ms: int,
+        cause: Cause = "rescore",
+        in_redis: bool = True,
+        clock_ms: int | None = None,
     ) -> PassResult:
         """Rescore everyone; in quintile mode first recompute the boundaries. ``in_redis``
         scores in Redis (rescore_in_redis.lua) instead of here, with the same result
-        (tests/integration/test_rescore_in_redis.py)."""
+        (tests/integration/test_rescore_in_redis.py). ``clock_ms`` (default ``as_of_ms``)
+        is the clock the order retention is measured by, for a pass as of another time."""
         started = time.perf_counter()
         total = PassResult(as_of_ms=as_of_ms, kind="full")
         ctx = await self.contexts.current()
@@ -229,19 +244,20 @@ class Rescorer:
                 total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
                 self.on_chunk()
         else:
-            await self._buckets_in_redis(as_of_ms, cause, spec, total)
+            await self._buckets_in_redis(as_of_ms, cause, spec, total, clock_ms)
         total.seconds = time.perf_counter() - started
         return total
 
     async def _buckets_in_redis(
-        self, as_of_ms: int, cause: Cause, spec: bytes, total: PassResult
+        self, as_of_ms: int, cause: Cause, spec: bytes, total: PassResult, clock_ms: int | None
     ) -> None:
         def take(done: InRedis) -> None:
             total.add(_result(as_of_ms, done))
             self.on_chunk()
 
         await self._each_chunk(
-            lambda buckets: self.store.rescore_buckets(as_of_ms, cause, spec, buckets), take
+            lambda buckets: self.store.rescore_buckets(as_of_ms, cause, spec, buckets, clock_ms),
+            take,
         )
 
     async def _each_chunk(

@@ -2,7 +2,8 @@
 
 redis-py's ``Script`` runs EVALSHA and, on ``NOSCRIPT`` (a restarted or flushed Redis),
 loads the script again and retries once, so a Redis restart costs one extra round trip.
-Every script starts with ``profile.lua``, the one definition of the packed profile format.
+Every script starts with ``profile.lua``, the one definition of the packed profile format,
+and ``window.lua``, the one definition of order records and windows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-PRELUDE = "profile"
+PRELUDE = ("profile", "window")
 
 
 def _read(name: str) -> str:
@@ -22,7 +23,7 @@ def _read(name: str) -> str:
 
 @cache
 def lua_source(name: str) -> str:
-    return _read(PRELUDE) + "\n" + _read(name)
+    return "\n".join([*(_read(part) for part in PRELUDE), _read(name)])
 
 
 def register(redis: Redis, name: str) -> AsyncScript:

@@ -21,9 +21,11 @@ import orjson
 from redis.asyncio import Redis
 
 from state.keys import Keys, bucket_of
-from state.model import CustomerState, OrderEvent, Rejection, ScoreWrite
+from state.model import CustomerState, History, OrderEvent, Rejection, ScoreWrite, now_ms
 from state.reads import to_states
 from state.scripts import register
+
+MAX_MS = 2**62  # later than any event time
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,10 @@ class InRedis:
 
 
 class StateStore:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, history: History | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.history = history or History()
         self._apply = register(redis, "apply_orders")
         self._write = register(redis, "write_scores")
         self._rescore = register(redis, "rescore_in_redis")
@@ -104,20 +107,31 @@ class StateStore:
         """Raises GapError, having applied nothing, when a partition's records start after
         the next offset Redis expects (and after its floor, if one is given). The touched
         customers' profiles come back only ``with_states`` (the hot path scores in Redis)."""
-        keys = self.keys
+        keys, history = self.keys, self.history
         firsts: dict[str, int] = {}
         for rec in records:
             firsts.setdefault(str(rec.partition), rec.offset)
-        meta = {
+        meta: dict[str, object] = {
             "topic": topic,
             "outbox": keys.outbox_prefix,
             "firsts": firsts,
             "floors": {str(p): o for p, o in (floors or {}).items() if str(p) in firsts},
             "states": with_states,
+            "window_days": history.window_days,
+            "retention_ms": history.retention_ms,
         }
+        # The script dead-letters an event older than the retention by this clock (too_old),
+        # so it gets the bytes of every event it may dead-letter.
+        too_old_before: int | None = None
+        if history.retention_days > 0:
+            if history.event_clock:
+                too_old_before = MAX_MS  # the event clock is only known in the script
+            else:
+                meta["now"] = now = now_ms()
+                too_old_before = now - history.retention_ms + 1
         args: list[bytes | str] = [orjson.dumps(meta)]
         for rec in records:
-            args.extend(self._event_args(rec))
+            args.extend(self._event_args(rec, too_old_before))
         reply = await self._apply(
             keys=[
                 keys.offsets,
@@ -128,6 +142,7 @@ class StateStore:
                 keys.layout,
                 keys.outboxes,
                 keys.seq_floor,
+                keys.partition_clocks,
             ],
             args=args,
         )
@@ -143,7 +158,9 @@ class StateStore:
             states=[s for s in to_states(ids, flat) if s is not None] if with_states else [],
         )
 
-    def _event_args(self, rec: InputRecord) -> tuple[bytes, bytes, bytes]:
+    def _event_args(
+        self, rec: InputRecord, too_old_before: int | None
+    ) -> tuple[bytes, bytes, bytes]:
         event = rec.parsed
         key = rec.key or b""
         if isinstance(event, Rejection):
@@ -162,8 +179,10 @@ class StateStore:
             str(event.occurred_ms),
             event.refund_id or "",
         ]
-        # A purchase can only be applied or be a duplicate: its bytes are never dead-lettered.
-        value = b"" if event.kind == "purchase" else rec.value or b""
+        # A purchase can only be applied, be a duplicate or be too old: its bytes are only
+        # sent where it may be dead-lettered.
+        may_be_too_old = too_old_before is not None and event.occurred_ms < too_old_before
+        value = b"" if event.kind == "purchase" and not may_be_too_old else rec.value or b""
         return orjson.dumps(desc), value, key
 
     async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[WriteResult]:
@@ -193,21 +212,32 @@ class StateStore:
         return [WRITE_RESULTS[int(r)] for r in reply]
 
     async def rescore_buckets(
-        self, as_of_ms: int, cause: str, spec: bytes, buckets: Sequence[bytes]
+        self,
+        as_of_ms: int,
+        cause: str,
+        spec: bytes,
+        buckets: Sequence[bytes],
+        clock_ms: int | None = None,
     ) -> InRedis:
-        """Rescore every customer of these buckets in Redis (rescore_in_redis.lua)."""
+        """Rescore every customer of these buckets in Redis (rescore_in_redis.lua);
+        order records are past the retention by ``clock_ms`` (default: ``as_of_ms``)."""
         if not buckets:
             return InRedis(0, 0, set(), Counter(), [])
-        return await self._in_redis(as_of_ms, cause, spec, list(buckets), ["buckets"])
+        return await self._in_redis(
+            as_of_ms, cause, spec, list(buckets), ["buckets"], clock_ms=clock_ms
+        )
 
     async def rescore_ids_in_redis(
-        self, as_of_ms: int, cause: str, spec: bytes, ids: Sequence[str]
+        self, as_of_ms: int, cause: str, spec: bytes, ids: Sequence[str], announce: bool = False
     ) -> InRedis:
-        """Rescore these customers in Redis (rescore_in_redis.lua)."""
+        """Rescore these customers in Redis (rescore_in_redis.lua); ``announce`` queues a
+        change for each even where the segment stays."""
         if not ids:
             return InRedis(0, 0, set(), Counter(), [])
         buckets = [self.keys.profiles_of(cid).encode() for cid in ids]
-        return await self._in_redis(as_of_ms, cause, spec, buckets, ["ids", *ids])
+        return await self._in_redis(
+            as_of_ms, cause, spec, buckets, ["ids", *ids], announce=announce
+        )
 
     async def rescore_due(
         self, as_of_ms: int, cause: str, spec: bytes, after: int | None, limit: int
@@ -217,9 +247,23 @@ class StateStore:
         return await self._in_redis(as_of_ms, cause, spec, [], tail)
 
     async def _in_redis(
-        self, as_of_ms: int, cause: str, spec: bytes, buckets: list[bytes], tail: list[str]
+        self,
+        as_of_ms: int,
+        cause: str,
+        spec: bytes,
+        buckets: list[bytes],
+        tail: list[str],
+        *,
+        clock_ms: int | None = None,
+        announce: bool = False,
     ) -> InRedis:
         keys = self.keys
+        call: dict[str, object] = {"orders_head": keys.orders_head, "announce": announce}
+        if self.history.event_clock:
+            call["watermark_key"] = keys.partition_clocks  # the script reads it
+        else:
+            clock = as_of_ms if clock_ms is None else clock_ms
+            call["prune_before"] = self.history.prune_before(clock)
         reply = await self._rescore(
             keys=[
                 keys.dirty,
@@ -235,6 +279,7 @@ class StateStore:
                 keys.outbox_prefix,
                 cause,
                 spec,
+                orjson.dumps(call),
                 *tail,
             ],
         )

@@ -35,13 +35,19 @@ async def periodic_pass(runtime: Runtime) -> PassResult:
 
 
 async def run_pass(
-    runtime: Runtime, as_of_ms: int, *, full: bool, cause_full: str = "rescore"
+    runtime: Runtime,
+    as_of_ms: int,
+    *,
+    full: bool,
+    cause_full: str = "rescore",
+    clock_ms: int | None = None,
 ) -> PassResult:
+    """``clock_ms`` (default ``as_of_ms``): the clock order retention is measured by."""
     kind = "full" if full else "due"
     try:
         swept = await runtime.rescorer.sweep_dirty(runtime.as_of_now)
         if full:
-            result = await runtime.rescorer.full_pass(as_of_ms, cause="rescore")
+            result = await runtime.rescorer.full_pass(as_of_ms, cause="rescore", clock_ms=clock_ms)
         else:
             result = await runtime.rescorer.due_pass(as_of_ms)
     except Exception:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from state.model import OrderEvent
+from state.model import OrderEvent, now_ms
 from state.rescorer import PassResult, Rescorer
 from state.store import ApplyResult, Gap, GapError, InputRecord, StateStore
 from stream import faults, metrics
@@ -41,10 +41,6 @@ class BatchReport:
     applied: ApplyResult
     scored: PassResult
     records: Sequence[InputRecord]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def report_failures(result: PassResult, cause: str) -> None:
@@ -140,7 +136,7 @@ class OrderPipeline:
             # re-announce every refilled customer so their latest event tells the truth.
             as_of = now_ms() if self.clock == "wall" else await self._event_clock()
             await retry_transient(
-                lambda: self.rescorer.rescore_ids(
+                lambda: self.rescorer.rescore_touched(
                     sorted(refilled), as_of, "rescore", announce=True
                 ),
                 "re-announcing refilled customers",

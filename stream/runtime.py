@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from state.keys import Keys
+from state.model import History, now_ms
 from state.reads import StateReader
 from state.rescorer import Rescorer, ScoringContexts
 from state.scoring import ThresholdScorer
@@ -14,7 +15,7 @@ from state.segments import SegmentRules, SegmentRulesError, load_segment_rules
 from state.store import StateStore
 from stream import faults
 from stream.gaps import GapFiller
-from stream.pipeline import OrderPipeline, now_ms
+from stream.pipeline import OrderPipeline
 from stream.publisher import Publisher
 from stream.relay import OutboxRelay
 from stream.security import aiokafka_options, redis_options
@@ -53,7 +54,12 @@ class Runtime:
             **redis_options(settings),
         )
         keys = Keys(settings.redis.prefix)
-        store = StateStore(redis, keys)
+        history = History(
+            window_days=settings.scoring.window_days,
+            retention_days=settings.scoring.retention_days,
+            event_clock=settings.scoring.clock == "event",
+        )
+        store = StateStore(redis, keys, history)
         reader = StateReader(redis, keys)
         contexts = ScoringContexts(
             redis,
@@ -63,6 +69,7 @@ class Runtime:
             rules,
             settings.scoring.currency,
             settings.scoring.exponent,
+            history,
         )
         rescorer = Rescorer(store, reader, contexts, on_chunk=lambda: faults.hit("rescore_midway"))
         publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
@@ -96,6 +103,13 @@ class Runtime:
         """The time recency is measured against: now, or the latest event time applied."""
         if self.settings.scoring.clock == "event":
             return await self.reader.clock_ms() or now_ms()
+        return now_ms()
+
+    async def retention_clock(self) -> int:
+        """The time the order retention is measured by: now, or with RFM_CLOCK=event the
+        watermark of the input partitions (state/lua/window.lua)."""
+        if self.settings.scoring.clock == "event":
+            return await self.reader.watermark_ms() or now_ms()
         return now_ms()
 
     async def close(self) -> None:

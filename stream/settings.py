@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from state.model import MS_PER_DAY
 from state.money import CurrencyTable, is_currency_code, minor_unit_exponent, parse_rates
 from state.scoring import Thresholds
 
@@ -111,6 +112,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_DAYS = 36_500  # a hundred years: more is a typo, and day counts stay exact in Lua
+
+
+def _days(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_DAYS:
+        raise ValueError(f"must be a whole number of days, 0-{MAX_DAYS}")
+    return value
+
+
+def _days_or_default(text: str) -> int | None:
+    return None if not text.strip() else _days(text)
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -178,6 +193,8 @@ def _four_amounts(text: str) -> tuple[str, str, str, str]:
 def _as_text(value: Any) -> str:
     """A value as the text its parser reads: a typed value round-trips, a TOML array of
     numbers becomes the comma-separated form of the environment."""
+    if value is None:
+        return ""
     if isinstance(value, Secret):
         return value.get_secret_value()
     if isinstance(value, list | tuple):
@@ -381,6 +398,19 @@ class ScoringSettings(_Section):
     max_future_skew: float = _setting(
         "RFM_MAX_FUTURE_SKEW", "300", _positive_float, "Seconds an event time may lie in the future"
     )
+    window_days: int = _setting(
+        "RFM_WINDOW_DAYS",
+        "365",
+        _days,
+        "Days of orders that F and M count, ending at the scoring time (0: the whole history)",
+    )
+    order_retention_days: int | None = _setting(
+        "RFM_ORDER_RETENTION_DAYS",
+        "",
+        _days_or_default,
+        "Days order records are kept to recognise duplicates; older events are dead-lettered "
+        "`too_old` (empty: the window + 30, or 0 with a window of 0; 0: forever)",
+    )
     currencies: CurrencyTable = field(init=False, repr=False, compare=False)
     thresholds: Thresholds = field(init=False, repr=False, compare=False)
 
@@ -398,6 +428,32 @@ class ScoringSettings(_Section):
         except ValueError as exc:
             raise SettingsError(f"RFM_RECENCY_DAYS / RFM_FREQUENCY / RFM_MONETARY: {exc}") from exc
         object.__setattr__(self, "thresholds", thresholds)
+        retention, window = self.retention_days, self.window_days
+        if window == 0 and retention != 0:
+            raise SettingsError(
+                f"RFM_ORDER_RETENTION_DAYS={retention}: with RFM_WINDOW_DAYS=0 (the whole "
+                "history) every order counts forever, so its record is kept forever: use 0"
+            )
+        if 0 < retention < window:
+            raise SettingsError(
+                f"RFM_ORDER_RETENTION_DAYS={retention}: must be at least RFM_WINDOW_DAYS "
+                f"({window}), or 0 to keep order records forever"
+            )
+
+    @property
+    def retention_days(self) -> int:
+        """Order retention in days, the default resolved: 0 keeps order records forever."""
+        if self.order_retention_days is not None:
+            return self.order_retention_days
+        return self.window_days + 30 if self.window_days > 0 else 0
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_days * MS_PER_DAY
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * MS_PER_DAY
 
     @property
     def exponent(self) -> int:

@@ -15,7 +15,8 @@
 --
 -- KEYS: 1 offsets hash, 2 stats hash, 3 clock string, 4 dirty set, 5 segment-codes hash,
 --   6 layout marker, 7 outboxes set (partitions that have an outbox), 8 seq floor (a new
---   customer's change numbers start after it: state/lua/forget.lua)
+--   customer's change numbers start after it: state/lua/forget.lua), 9 partition clocks
+--   (the latest event time applied from each input partition: window.lua's watermark)
 -- ARGV[1]: JSON {"topic": str, "outbox": outbox key prefix,
 --   "firsts": {partition: first offset of this batch in it},
 --   "floors": {partition: offset below which everything is known to be handled},
@@ -36,7 +37,7 @@
 -- touched_ids are the customers whose state changed (also added to the dirty set).
 
 local offsets_key, stats_key, clock_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local outboxes_key, seq_floor_key = KEYS[7], KEYS[8]
+local outboxes_key, seq_floor_key, partition_clocks_key = KEYS[7], KEYS[8], KEYS[9]
 check_layout(KEYS[6], offsets_key)
 -- Type checks of the keys only written at the end (WRONGTYPE now, not half-way through).
 redis.call('HLEN', stats_key)
@@ -44,6 +45,24 @@ redis.call('SCARD', dirty_key)
 redis.call('SCARD', outboxes_key)
 local meta = cjson.decode(ARGV[1])
 local topic, outbox_prefix = meta.topic, meta.outbox
+-- Windows (state/lua/window.lua) and the retention: an event whose time is at least the
+-- retention before the clock (now, or the event clock as this event arrives) may concern
+-- an order record already deleted, so it can no longer be deduplicated: too_old.
+local window_days, retention_ms = meta.window_days or 0, meta.retention_ms or 0
+local wall_now = meta.now  -- nil: RFM_CLOCK=event, whose retention follows the watermark
+local partition_clocks, changed_clocks = {}, {}
+do
+  local all = redis.call('HGETALL', partition_clocks_key)
+  for i = 1, #all, 2 do partition_clocks[all[i]] = tonumber(all[i + 1]) end
+end
+local function least_clock()
+  local least
+  for _, t in pairs(partition_clocks) do
+    if not least or t < least then least = t end
+  end
+  return least
+end
+local mark = least_clock()  -- the watermark, kept up to date as events are applied
 
 local applied_upto = {}   -- partition -> last applied offset (as stored before this batch)
 local new_upto = {}
@@ -68,6 +87,7 @@ local function count(name) counts[name] = (counts[name] or 0) + 1 end
 -- through: a later event of the batch sees what an earlier one staged), dead letters in order.
 local staged_orders, staged_keys = {}, {}
 local dead_letters, outboxes = {}, {}
+local window_drops = {}  -- {bucket, cid}: windows of other settings, deleted at the end
 
 local function dead_letter(partition, offset, reason, message, value, key)
   local headers = cjson.encode({
@@ -108,48 +128,53 @@ local function new_customer()
   return t
 end
 
--- Profiles read in this batch, written back once at the end: cid -> {key, profile}.
-local function profile(pkey, cid)
+-- Profiles read in this batch, written back once at the end, with their windows:
+-- cid -> {key, profile, order bucket, window}. The window is false where none is kept
+-- (RFM_WINDOW_DAYS=0) or the stored one is for another length or missing (state from
+-- before windows): the scoring step folds the records then (state/lua/window.lua).
+local function profile(pkey, cid, okey, ts)
   local held = touched[cid]
-  if held then return held.t end
-  return unpack_profile(redis.call('HGET', pkey, cid)) or new_customer()
+  if held then return held.t, held.w end
+  local t = unpack_profile(redis.call('HGET', pkey, cid))
+  local stored = order_get(okey, cid)
+  local w = false
+  if window_days > 0 then
+    if not t then
+      w = { days = window_days, n = 0, spend = 0, at = ts }
+    else
+      w = decode_window(stored)
+      if not w or w.days ~= window_days then w = false end
+    end
+  elseif stored then
+    window_drops[#window_drops + 1] = { okey, cid }  -- a window of earlier settings
+  end
+  held = { key = pkey, t = t or new_customer(), okey = okey, w = w }
+  touched[cid] = held
+  return held.t, held.w
 end
 
-local function touch(pkey, cid, t, partition)
-  t.version = t.version + 1
-  t.partition = partition
-  if not touched[cid] then
-    touched[cid] = { key = pkey, t = t }
+local function touch(cid, partition)
+  local held = touched[cid]
+  held.t.version = held.t.version + 1
+  held.t.partition = partition
+  if not held.listed then
+    held.listed = true
     touched_list[#touched_list + 1] = cid
   end
 end
 
--- An order record, field "<customer>\31<order>": "ts,amount" while it counts in full, else
--- "ts,amount,refunded,status" (numbers in base 36, status A counts, C cancelled). Refunds
--- are marked under "<customer>\31<order>\31<refund>": ids hold no control characters.
-local function decode_order(rec)
-  local ts, amt, rest = string.match(rec, '^([^,]*),([^,]*)(.*)$')
-  local refunded, status = 0, 'A'
-  if rest ~= '' then
-    local r, st = string.match(rest, '^,([^,]*),(%a)$')
-    refunded, status = dec(r), st
-  end
-  return { ts = dec(ts), amount = dec(amt), refunded = refunded, status = status }
-end
-
+-- Order records and windows: state/lua/window.lua.
 local function parse_order(okey, ofield)
   local rec = order_get(okey, ofield)
   if not rec then return nil end
   return decode_order(rec)
 end
 
-local function order_record(ts, amount, refunded, status)
-  if refunded == 0 and status == 'A' then return enc(ts) .. ',' .. enc(amount) end
-  return enc(ts) .. ',' .. enc(amount) .. ',' .. enc(refunded) .. ',' .. status
-end
-
--- Recompute first/last purchase from the orders still counting, after a cancel.
-local function recompute_span(okey, cid, t)
+-- Recompute first/last purchase from the orders still counting, after a cancel of the
+-- first or the last. Only the end that moves is recomputed: records past the retention may
+-- be deleted, but always the oldest ones, so the records left hold the new first; the new
+-- last is among them or is the latest deleted one, which the window keeps (window.lua).
+local function recompute_span(okey, cid, t, cancelled_ts)
   local head = cid .. '\31'
   local records = {}
   local all = redis.call('HGETALL', okey)
@@ -165,7 +190,13 @@ local function recompute_span(okey, cid, t)
       end
     end
   end
-  t.first, t.last = first, last
+  if t.first == cancelled_ts then t.first = first end
+  if t.last == cancelled_ts then
+    local w = decode_window(order_get(okey, cid))
+    local pruned = w and w.pruned
+    if pruned and (not last or pruned > last) then last = pruned end
+    t.last = last
+  end
 end
 
 local function purchase(d, partition)
@@ -173,12 +204,13 @@ local function purchase(d, partition)
   local ofield = cid .. '\31' .. order_id
   if order_get(okey, ofield) then return 'duplicate' end
   order_set(okey, ofield, order_record(ts, amount, 0, 'A'))
-  local t = profile(pkey, cid)
+  local t, w = profile(pkey, cid, okey, ts)
   t.orders = t.orders + 1
   t.spend = t.spend + amount
   if not t.first or ts < t.first then t.first = ts end
   if not t.last or ts > t.last then t.last = ts end
-  touch(pkey, cid, t, partition)
+  if w then window_add(w, ts, amount, retention_ms) end
+  touch(cid, partition)
   return 'applied'
 end
 
@@ -200,9 +232,10 @@ local function refund(d, partition, offset, value, key)
   order_set(okey, rfield, '1')
   local effective = math.min(amount, o.amount - o.refunded)
   order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded + effective, 'A'))
-  local t = profile(pkey, cid)
+  local t, w = profile(pkey, cid, okey, o.ts)
   t.spend = t.spend - effective
-  touch(pkey, cid, t, partition)
+  if w then window_refund(w, o.ts, effective) end
+  touch(cid, partition)
   return 'applied'
 end
 
@@ -216,11 +249,12 @@ local function cancel(d, partition, offset, value, key)
   end
   if o.status == 'C' then return 'duplicate' end
   order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded, 'C'))
-  local t = profile(pkey, cid)
+  local t, w = profile(pkey, cid, okey, o.ts)
   t.orders = t.orders - 1
   t.spend = t.spend - (o.amount - o.refunded)
-  if t.first == o.ts or t.last == o.ts then recompute_span(okey, cid, t) end
-  touch(pkey, cid, t, partition)
+  if w then window_cancel(w, o.ts, o.amount - o.refunded) end
+  if t.first == o.ts or t.last == o.ts then recompute_span(okey, cid, t, o.ts) end
+  touch(cid, partition)
   return 'applied'
 end
 
@@ -233,8 +267,27 @@ for i = 2, #ARGV, 3 do
     applied_upto[partition] = tonumber(redis.call('HGET', offsets_key, pfield) or '-1')
   end
   local outcome
+  if offset > applied_upto[partition] and d[3] ~= 'reject' then
+    -- A partition's clock is the latest valid event time it delivered, whatever became of
+    -- the event; its first event counts before it is judged, so never finds itself too old.
+    local t, own = tonumber(d[9]), pfield
+    local was = partition_clocks[own]
+    if not was or t > was then
+      partition_clocks[own], changed_clocks[own] = t, t
+      if not was or was == mark then mark = least_clock() end
+    end
+  end
   if offset <= applied_upto[partition] then
     outcome = 'redelivered'  -- this offset was applied by an earlier batch: not a new event
+  elseif d[3] == 'reject' then
+    outcome = dead_letter(partition, offset, d[4], d[5], value, key)
+  elseif retention_ms > 0 and (wall_now or mark) and
+      (wall_now or mark) - tonumber(d[9]) >= retention_ms then
+    outcome = dead_letter(partition, offset, 'too_old', 'occurred_at is ' ..
+      string.format('%d', math.floor(((wall_now or mark) - tonumber(d[9])) / 86400000)) ..
+      ' days before the clock, beyond the order retention of ' ..
+      string.format('%d', retention_ms / 86400000) .. ' days: it can no longer be deduplicated',
+      value, key)
   elseif d[3] == 'reject' then
     outcome = dead_letter(partition, offset, d[4], d[5], value, key)
   elseif d[3] == 'purchase' then
@@ -257,7 +310,12 @@ for i = 2, #ARGV, 3 do
   if new_upto[partition] == nil or offset > new_upto[partition] then new_upto[partition] = offset end
 end
 
--- Everything is known: write it.
+-- Everything is known: write it. The windows go with the order records.
+for _, cid in ipairs(touched_list) do
+  local held = touched[cid]
+  if held.w then order_set(held.okey, cid, window_text(held.w)) end
+end
+for _, drop in ipairs(window_drops) do redis.call('HDEL', drop[1], drop[2]) end
 for _, okey in ipairs(staged_keys) do
   local fields = {}
   for field, value in pairs(staged_orders[okey]) do
@@ -276,6 +334,9 @@ for partition, offset in pairs(new_upto) do
   end
 end
 for name, n in pairs(counts) do redis.call('HINCRBY', stats_key, name, n) end
+for field, t in pairs(changed_clocks) do
+  redis.call('HSET', partition_clocks_key, field, string.format('%d', t))
+end
 if #touched_list > 0 then
   for i = 1, #touched_list, 500 do
     redis.call('SADD', dirty_key, unpack(touched_list, i, math.min(i + 499, #touched_list)))

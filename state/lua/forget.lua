@@ -18,20 +18,27 @@
 -- All or nothing: reads and type checks first, writes at the end.
 -- KEYS: 1 profile bucket, 2 order-record bucket, 3 dirty set, 4 segment-codes hash,
 --       5 segments hash, 6 outboxes set, 7 seq floor, 8 erasures counter
--- ARGV: 1 customer id, 2 as_of ms (decimal), 3 outbox key prefix, 4 currency, 5 exponent
+-- ARGV: 1 customer id, 2 as_of ms (decimal), 3 outbox key prefix, 4 currency, 5 exponent,
+--       6 window days
 -- Returns {found (0|1), previous segment or '', change number of the erased event,
 --          partition, order records deleted}.
 local profiles_key, orders_key, dirty_key, codes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local segments_key, outboxes_key, seq_floor_key, erasures_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local cid, as_of, outbox_prefix = ARGV[1], ARGV[2], ARGV[3]
-local currency, exponent = ARGV[4], ARGV[5]
+local currency, exponent, window_days = ARGV[4], ARGV[5], ARGV[6]
 
 local t = unpack_profile(redis.call('HGET', profiles_key, cid))
--- Order records ("<id>\31<order>") and refund marks ("<id>\31<order>\31<refund>").
+-- Order records ("<id>\31<order>"), refund marks ("<id>\31<order>\31<refund>") and the
+-- window ("<id>": state/lua/window.lua).
 local head = cid .. '\31'
-local fields = {}
+local fields, records = {}, 0
 for _, field in ipairs(redis.call('HKEYS', orders_key)) do
-  if string.sub(field, 1, #head) == head then fields[#fields + 1] = field end
+  if string.sub(field, 1, #head) == head then
+    fields[#fields + 1] = field
+    records = records + 1
+  elseif field == cid then
+    fields[#fields + 1] = field
+  end
 end
 if not t and #fields == 0 then return { 0, '', 0, 0, 0 } end
 
@@ -54,7 +61,7 @@ if t then redis.call('XLEN', box) end
 if t then
   -- The record of change_events.change_record: no segment, no scores, nothing held.
   local record = enc(seq) .. ',' .. previous .. ',,,0,0,' .. exponent .. ',' .. currency ..
-    ',' .. as_of .. ',erased'
+    ',' .. as_of .. ',erased,0,0,' .. window_days
   redis.call('XADD', box, '*', 't', 'chg', 'k', cid, 'v', record)
   redis.call('SADD', outboxes_key, string.format('%d', partition))
   redis.call('HDEL', profiles_key, cid)
@@ -66,4 +73,4 @@ for i = 1, #fields, 500 do
 end
 redis.call('SREM', dirty_key, cid)
 redis.call('INCR', erasures_key)
-return { 1, previous, seq, partition, #fields }
+return { 1, previous, seq, partition, records }

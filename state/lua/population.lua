@@ -5,24 +5,36 @@
 -- Why counts from Redis: reading every profile back into Python took ~13 s of a 16 s full
 -- pass in quintile mode at 1,000,000 customers; here each distinct value crosses once,
 -- with its count (state/population.py merges the calls, state/scoring.py cuts from them).
+-- Orders and spend are the window's (state/lua/window.lua), folded from each bucket's order
+-- records: a pass recomputes the boundaries from exact values, whatever is stored.
 -- KEYS: profile buckets
--- ARGV: 1 as_of ms (decimal text)
+-- ARGV: 1 as_of ms (decimal text), 2 window days (0: every order), 3 order bucket key head
 -- Returns {recency days, orders, spend}: each a flat list value, count, value, count, ...
-local as_of = tonumber(ARGV[1])
+local as_of, window_days, orders_head = tonumber(ARGV[1]), tonumber(ARGV[2] or '0'), ARGV[3]
 local DAY = 86400000
 local HEAD = '^([^,]*),([^,]*),([^,]*),([^,]*),'
 local by_days, by_orders, by_spend = {}, {}, {}
 
 for k = 1, #KEYS do
-  local values = redis.call('HVALS', KEYS[k])
-  for i = 1, #values do
-    local f, l, n, sp = string.match(values[i], HEAD)
+  local all = redis.call('HGETALL', KEYS[k])
+  local windows
+  if window_days > 0 and #all > 0 then
+    local bucket = string.match(KEYS[k], '{(%d+)}$')
+    windows = fold_orders(redis.call('HGETALL', orders_head .. bucket .. '}'), nil, as_of,
+      window_days, 0, nil)
+  end
+  for i = 1, #all, 2 do
+    local f, l, n, sp = string.match(all[i + 1], HEAD)
     local orders = dec(n)
     if f ~= '' and orders and orders > 0 then
       -- changes.score_state: recency_days(last, as_of), never negative
       local days = math.floor((as_of - dec(f) - dec(l)) / DAY)
       if days < 0 then days = 0 end
       local spend = dec(sp) or 0
+      if windows then
+        local w = windows[all[i]]
+        orders, spend = w and w.n or 0, w and w.spend or 0
+      end
       by_days[days] = (by_days[days] or 0) + 1
       by_orders[orders] = (by_orders[orders] or 0) + 1
       by_spend[spend] = (by_spend[spend] or 0) + 1

@@ -26,11 +26,20 @@
 -- ARGV: 1 as_of ms (decimal text), 2 due list key head, 3 outbox key prefix, 4 cause,
 --       5 JSON {"kind": "thresholds"|"quintiles", "r": [4], "f": [4], "m": [4],
 --               "segments": [125 names, index (r-1)*25 + (f-1)*5 + (m-1)],
---               "currency": code, "exponent": minor-unit digits}
---       6 "buckets": every customer of each bucket of KEYS (a full pass), or
---         "ids": the customers ARGV[7..], KEYS[6..] their buckets (after orders), or
+--               "currency": code, "exponent": minor-unit digits,
+--               "window_days": days (0: every order), "retention_ms": ms (0: forever)}
+--       6 JSON {"orders_head": order bucket key up to the bucket number,
+--               "prune_before": order records at or before it are deleted (null: none),
+--               "watermark_key": with RFM_CLOCK=event, prune by the watermark instead,
+--               "announce": queue a change even where the segment stays}
+--       7 "buckets": every customer of each bucket of KEYS (a full pass), or
+--         "ids": the customers ARGV[8..], KEYS[6..] their buckets (after orders), or
 --         "due": the due customers of the due lists (a due pass; see read_due in
---         profile.lua), then 7 profile key head, 8 lists after this hour, 9 about how many
+--         profile.lua), then 8 profile key head, 9 lists after this hour, 10 about how many
+-- F and M count the customer's window (state/lua/window.lua): the stored one where it
+-- answers for as_of, else folded again from the order records, which also deletes the
+-- records past the retention. A full pass folds every bucket's records (one read a bucket):
+-- `rfm-stream rescore` re-derives every window, e.g. after the window setting changed.
 -- Returns {customers examined, segment changes, partitions whose outbox got one,
 -- transitions as previous, new, how many triples ('' for none), due hours read, each list's
 -- length, customers that could not be scored}.
@@ -42,6 +51,16 @@ local cause = ARGV[4]
 local spec = cjson.decode(ARGV[5])
 local quintiles = spec.kind == 'quintiles'
 local rc, fc, mc, segments = spec.r, spec.f, spec.m, spec.segments
+local window_days, retention_ms = spec.window_days or 0, spec.retention_ms or 0
+local call = cjson.decode(ARGV[6])
+local orders_head, announce = call.orders_head, call.announce
+local prune_before = call.prune_before
+if prune_before == cjson.null then prune_before = nil end
+if call.watermark_key and retention_ms > 0 then
+  local mark = watermark(call.watermark_key)
+  prune_before = mark and mark - retention_ms
+end
+local prune_lag = prune_before and math.max(0, as_of - prune_before - retention_ms) or 0
 local any_dirty = redis.call('SCARD', dirty_key) > 0
 -- Type checks of the keys only written at the end.
 redis.call('ZCARD', hours_key)
@@ -77,6 +96,8 @@ end
 -- new segment: the reply and the segment counters are built from the tally at the end.
 local staged, staged_keys = {}, {}
 local changes_out, clean = {}, {}
+-- Window writes: order bucket -> {cid -> window text}, and the order records to delete.
+local window_writes, window_keys, drops = {}, {}, {}
 local examined, changes, partitions, tally, failed, failed_seen = 0, 0, {}, {}, {}, {}
 
 local function staged_get(key, cid)
@@ -92,13 +113,17 @@ end
 -- joined once). scores is '' for a customer with no order left.
 local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
   ARGV[1] .. ',' .. cause
-local function change_of(cid, partition, previous, segment, seq, scores, orders, spend)
+local days_text = ',' .. string.format('%d', window_days)
+local function change_of(cid, partition, previous, segment, seq, scores, orders, spend,
+    lifetime_orders, lifetime_spend)
   return { partition, cid, seq .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
-    orders .. ',' .. spend .. record_tail, previous, segment }
+    orders .. ',' .. spend .. record_tail .. ',' .. lifetime_orders .. ',' .. lifetime_spend ..
+    days_text, previous, segment }
 end
 
 -- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
--- customer with orders, as changes.score_state and plan_write compute them.
+-- customer with orders, as changes.score_state and plan_write compute them. orders and
+-- spend are the window's; with no order in the window F and M are 1, whatever the cuts.
 local level_at = {}  -- thresholds: recency days -> #{cut < days}
 local function score(last, orders, spend)
   local days = math.floor((as_of - last) / DAY)
@@ -115,26 +140,31 @@ local function score(last, orders, spend)
     r, f, m = 5 - level, 1 + upto(fc, orders), 1 + upto(mc, spend)
     if level < 4 then due = last + (rc[level + 1] + 1) * DAY end
   end
+  if orders == 0 then f, m = 1, 1 end
   return r, f, m, days, (r - 1) * 25 + (f - 1) * 5 + m, due
 end
 
 -- Score one customer as changes.plan_write does: its new packed profile, its change (or
 -- nil) and its due time before and after. Writes nothing.
-local function rescore(t, cid)
+local function rescore(t, cid, w)
   local scores, segment, due = '', '', nil
+  local orders, spend = t.orders, t.spend
+  if w then orders, spend = w.n, w.spend end
   if t.last and t.orders > 0 then
-    local r, f, m, days, index, due_ms = score(t.last, t.orders, t.spend)
+    local r, f, m, days, index, due_ms = score(t.last, orders, spend)
     segment = segments[index]
     scores = rfm_text(index, r, f, m) .. enc(days)
-    due = due_ms
+    due = earlier(due_ms, w and w.due)
+  else
+    due = w and w.due  -- records left to delete at the retention
   end
   local previous = name_of(codes_key, t.seg)
   local change
-  if segment ~= previous then
+  if segment ~= previous or announce then
     t.seg = code_of(codes_key, segment)
     t.seq = t.seq + 1
-    change = change_of(cid, t.partition, previous, segment, enc(t.seq), scores, enc(t.orders),
-      enc(t.spend))
+    change = change_of(cid, t.partition, previous, segment, enc(t.seq), scores, enc(orders),
+      enc(spend), enc(t.orders), enc(t.spend))
   end
   local old_due = t.due
   t.scores = scores
@@ -152,12 +182,16 @@ end
 -- both routes with the Python route, key for key). nil: take rescore().
 local TEXT = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,[^,]*,([^,]*)$'
 local as_of_text = enc(as_of)
-local function rescore_text(value, cid)
+local function rescore_text(value, cid, w)
+  if announce then return nil end
   local f, l, n, sp, v, p, g, q, due = string.match(value, TEXT)
   if not f or f == '' then return nil end
-  local orders, spend, last = dec(n), dec(sp), dec(f) + dec(l)
-  if orders <= 0 then return nil end
+  local lifetime_orders, last = dec(n), dec(f) + dec(l)
+  if lifetime_orders <= 0 then return nil end
+  local orders, spend, wn, wsp = lifetime_orders, dec(sp), n, sp
+  if w then orders, spend, wn, wsp = w.n, w.spend, enc(w.n), enc(w.spend) end
   local r, fs, m, days, index, due_ms = score(last, orders, spend)
+  due_ms = earlier(due_ms, w and w.due)
   local segment = segments[index]
   local code, previous = codes[segment], names[g] or (g == '' and '')
   if not code or not previous then return nil end
@@ -165,7 +199,7 @@ local function rescore_text(value, cid)
   local change
   if code ~= g then
     q = enc(dec(q) + 1)
-    change = change_of(cid, dec(p), previous, segment, q, scores, n, sp)
+    change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp)
   end
   local old_due = dec(due)
   if due_ms ~= old_due then due = enc(due_ms) end
@@ -174,22 +208,60 @@ local function rescore_text(value, cid)
     ',' .. due, change, old_due, due_ms
 end
 
-local function score_value(value, cid)
-  local packed, change, old_due, due = rescore_text(value, cid)
+-- The customer's window at as_of (nil without windows): the stored one where it answers,
+-- else folded from the order records (`folded`: cid -> what fold_orders found, for a whole
+-- bucket already read), the new text and the records to delete staged.
+local function window_for(okey, cid, folded)
+  if window_days == 0 then return nil end
+  local held = window_writes[okey]
+  local w
+  if folded then
+    w = decode_window(folded.stored[cid])
+  else
+    w = decode_window(held and held[cid] or redis.call('HGET', okey, cid))
+    if window_holds(w, window_days, as_of) then return w end
+    folded = { stored = {} }
+    folded.windows = fold_orders(redis.call('HGETALL', okey), cid, as_of, window_days,
+      retention_ms, prune_before, nil, prune_lag)
+  end
+  local c = folded.windows[cid]
+  local fresh = folded_window(c, window_days, as_of, w)
+  if not window_holds(w, window_days, as_of) or w.n ~= fresh.n or w.spend ~= fresh.spend or
+      w.due ~= fresh.due or w.pruned ~= fresh.pruned then
+    if not held then
+      held = {}
+      window_writes[okey] = held
+      window_keys[#window_keys + 1] = okey
+    end
+    held[cid] = window_text(fresh)
+  end
+  if c then
+    for _, field in ipairs(c.drop) do drops[#drops + 1] = { okey, field } end
+  end
+  return fresh
+end
+
+local function score_value(value, cid, bucket, folded)
+  local w = window_for(orders_head .. bucket .. '}', cid, folded)
+  local packed, change, old_due, due = rescore_text(value, cid, w)
   if packed then return packed, change, old_due, due end
-  return rescore(unpack_profile(value), cid)
+  return rescore(unpack_profile(value), cid, w)
 end
 
 -- Score one customer (the text route when it can take it, else the general one) and, if
 -- that raised no error, stage what it writes. Either way the customer is examined.
 local outboxes = {}  -- partition -> outbox key (type-checked)
-local function rescore_value(key, value, cid, bucket)
+local function rescore_value(key, value, cid, bucket, folded)
   if failed_seen[cid] then return end  -- listed twice
   examined = examined + 1
-  local ok, packed, change, old_due, due = pcall(score_value, value, cid)
+  local marks = #drops
+  local ok, packed, change, old_due, due = pcall(score_value, value, cid, bucket, folded)
   if not ok then
     failed[#failed + 1] = cid
     failed_seen[cid] = true
+    for i = #drops, marks + 1, -1 do drops[i] = nil end  -- nothing of it is written
+    local held = window_writes[orders_head .. bucket .. '}']
+    if held then held[cid] = nil end
     return
   end
   local held = staged[key]
@@ -220,7 +292,7 @@ local function rescore_value(key, value, cid, bucket)
   if any_dirty then clean[#clean + 1] = cid end
 end
 
-local mode = ARGV[6]
+local mode = ARGV[7]
 local hours, lengths = {}, {}
 load_codes(codes_key)  -- rescore_text reads codes and names directly
 defer_due_lists()
@@ -229,18 +301,28 @@ if mode == 'buckets' then
     local key = KEYS[k]
     local bucket = string.match(key, '{(%d+)}$')
     local all = redis.call('HGETALL', key)
-    for i = 1, #all, 2 do rescore_value(key, all[i + 1], all[i], bucket) end
+    local folded
+    if window_days > 0 and #all > 0 then
+      local stored = {}
+      local ok, found = pcall(function()
+        return fold_orders(redis.call('HGETALL', orders_head .. bucket .. '}'), nil, as_of,
+          window_days, retention_ms, prune_before, stored, prune_lag)
+      end)
+      -- else customer by customer: the one whose records fail is skipped
+      if ok then folded = { windows = found, stored = stored } end
+    end
+    for i = 1, #all, 2 do rescore_value(key, all[i + 1], all[i], bucket, folded) end
   end
 elseif mode == 'ids' then
-  for i = 7, #ARGV do
-    local key, cid = KEYS[i - 7 + FIRST_BUCKET], ARGV[i]
+  for i = 8, #ARGV do
+    local key, cid = KEYS[i - 8 + FIRST_BUCKET], ARGV[i]
     local value = staged_get(key, cid)
     if value then rescore_value(key, value, cid, string.match(key, '{(%d+)}$')) end
   end
 else  -- 'due': new due times are after as_of, so no list read here needs its entries yet
   -- A customer listed twice is rescored once: reads see the staged profile, whose due time
   -- is after as_of (or none), so read_due finds it not due at its second entry.
-  hours, lengths = read_due(hours_key, due_head, ARGV[7], as_of, ARGV[8], tonumber(ARGV[9]),
+  hours, lengths = read_due(hours_key, due_head, ARGV[8], as_of, ARGV[9], tonumber(ARGV[10]),
     function(value, bucket, cid, key) rescore_value(key, value, cid, bucket) end, staged_get)
 end
 
@@ -255,6 +337,17 @@ for _, key in ipairs(staged_keys) do
     redis.call('HSET', key, unpack(writes, i, math.min(i + 399, #writes)))
   end
 end
+for _, okey in ipairs(window_keys) do
+  local writes = {}
+  for cid, text in pairs(window_writes[okey]) do
+    writes[#writes + 1] = cid
+    writes[#writes + 1] = text
+  end
+  for i = 1, #writes, 400 do  -- none left when its customers failed
+    redis.call('HSET', okey, unpack(writes, i, math.min(i + 399, #writes)))
+  end
+end
+for _, drop in ipairs(drops) do redis.call('HDEL', drop[1], drop[2]) end
 for _, c in ipairs(changes_out) do
   redis.call('XADD', outboxes[c[1]], '*', 't', 'chg', 'k', c[2], 'v', c[3])
 end

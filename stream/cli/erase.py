@@ -27,8 +27,9 @@ def forget(settings: Settings, args: argparse.Namespace) -> int:
         runtime = Runtime.build(settings)
         try:
             await runtime.redis.ping()
+            scoring = settings.scoring
             eraser = Eraser(
-                runtime.redis, runtime.keys, settings.scoring.currency, settings.scoring.exponent
+                runtime.redis, runtime.keys, scoring.currency, scoring.exponent, scoring.window_days
             )
             erasure = await eraser.forget(customer_id, await runtime.as_of_now())
             if not erasure.found:

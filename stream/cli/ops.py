@@ -36,6 +36,24 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
+def window_refusal(settings: Settings, as_of_ms: int, clock_ms: int) -> str | None:
+    """Why a window ending at ``as_of_ms`` cannot be scored exactly (None: it can): it
+    starts before the order retention, measured by the clock, so some of its order records
+    may be deleted already."""
+    scoring = settings.scoring
+    if scoring.window_days == 0 or scoring.retention_days == 0:
+        return None
+    horizon = clock_ms - scoring.retention_ms
+    if as_of_ms - scoring.window_ms >= horizon:
+        return None
+    return (
+        f"the {scoring.window_days}-day window ending then starts before {iso_utc(horizon)}, "
+        f"the order retention horizon ({scoring.retention_days} days before the clock, "
+        f"{iso_utc(clock_ms)}): order records it needs may be deleted; choose a time at or "
+        f"after {iso_utc(horizon + scoring.window_ms)}"
+    )
+
+
 def rescore(settings: Settings, args: argparse.Namespace) -> int:
     as_of_ms: int | None = None
     if args.as_of:
@@ -50,8 +68,13 @@ def rescore(settings: Settings, args: argparse.Namespace) -> int:
         try:
             # Redis unreachable is one line from main(), not a failed pass and its traceback.
             await runtime.redis.ping()
+            clock = await runtime.retention_clock()
             as_of = as_of_ms if as_of_ms is not None else await runtime.as_of_now()
-            result = await run_pass(runtime, as_of, full=True)
+            refusal = window_refusal(settings, as_of, clock)
+            if refusal:
+                print(f"rfm-stream rescore: --as-of {args.as_of}: {refusal}", file=sys.stderr)
+                return 2
+            result = await run_pass(runtime, as_of, full=True, clock_ms=clock)
             await ensure_topics(settings)
             relayed = await runtime.relay.drain()
         finally:

@@ -24,6 +24,9 @@ PROFILE_FIELDS = (
     "last_purchase_at",
     "orders",
     "spend",
+    "lifetime_orders",
+    "lifetime_spend",
+    "window_days",
     "currency",
     "recency_days",
     "r",
@@ -38,12 +41,24 @@ def profile(state: CustomerState, settings: Settings) -> dict[str, Any]:
     def ts(ms: int | None) -> str | None:
         return None if ms is None else iso_utc(ms)
 
+    exponent = settings.scoring.exponent
+    # The window's values as last scored; a customer without a stored window (whole
+    # histories, or state from before windows not rescored yet) shows its lifetime values.
+    orders, spend, window_days = state.orders, state.spend_minor, 0
+    if state.window_days is not None:
+        orders = state.window_orders or 0
+        spend = state.window_spend or 0
+        window_days = state.window_days
+
     return {
         "customer_id": state.customer_id,
         "first_purchase_at": ts(state.first_ms),
         "last_purchase_at": ts(state.last_ms),
-        "orders": state.orders,
-        "spend": format_minor(state.spend_minor, settings.scoring.exponent),
+        "orders": orders,
+        "spend": format_minor(spend, exponent),
+        "lifetime_orders": state.orders,
+        "lifetime_spend": format_minor(state.spend_minor, exponent),
+        "window_days": window_days,
         "currency": settings.scoring.currency,
         "recency_days": state.recency_days,
         "r": state.r,

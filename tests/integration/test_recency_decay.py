@@ -46,6 +46,7 @@ def test_rescore_as_of_decays_recency(
         topic_prefix,
         tmp_path,
         RFM_CLOCK="event",
+        RFM_WINDOW_DAYS="0",  # recency alone decides who is due (tests/integration/test_windows.py)
         RFM_SCORING="thresholds",
         RFM_SEGMENTS="classic",
     )
@@ -117,6 +118,7 @@ def test_periodic_due_pass_follows_the_event_clock(
         topic_prefix,
         tmp_path,
         RFM_CLOCK="event",
+        RFM_WINDOW_DAYS="0",  # recency alone decides who is due (tests/integration/test_windows.py)
         RFM_SCORING="thresholds",
         RFM_SEGMENTS="classic",
         RFM_RESCORE_INTERVAL="1",
@@ -195,6 +197,7 @@ def test_due_pass_rewrites_only_due_customers(
         topic_prefix,
         tmp_path,
         RFM_CLOCK="event",
+        RFM_WINDOW_DAYS="0",  # recency alone decides who is due (tests/integration/test_windows.py)
         RFM_SCORING="thresholds",
         RFM_SEGMENTS="default",
         RFM_RESCORE_INTERVAL="1",

@@ -173,7 +173,8 @@ async def test_change_records_are_published_as_rendered_events(outboxes: Outboxe
     client, keys = outboxes.client, outboxes.keys
     legacy = b'{"event_id":"e0","customer_id":"c-1"}'
     records = [change_record(n, "new", "loyal", Scores(5, 2, n, 3), 2, 4550, 2, "EUR",
-                             1_767_225_600_000, "order") for n in (1, 2)]  # fmt: skip
+                             1_767_225_600_000, "order", 3, 9000, 365)
+               for n in (1, 2)]  # fmt: skip
     await client.xadd(keys.outbox(4), {"t": "chg", "k": "c-1", "v": records[0]})
     await client.xadd(keys.outbox(4), {"t": "seg", "k": "c-1", "v": legacy, "h": ""})
     await client.xadd(keys.outbox(4), {"t": "chg", "k": "c-1", "v": records[1]})
@@ -195,7 +196,8 @@ async def test_a_change_record_that_cannot_be_rendered_is_dead_lettered(
 ) -> None:
     """A broken record (a bug, never input) must not stop the changes queued behind it."""
     client, keys = outboxes.client, outboxes.keys
-    good = change_record(1, None, "new", Scores(5, 1, 1, 0), 1, 100, 2, "EUR", 1, "order")
+    good = change_record(1, None, "new", Scores(5, 1, 1, 0), 1, 100, 2, "EUR", 1, "order", 1,
+                         100, 365)  # fmt: skip
     await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-1", "v": good})
     await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-2", "v": b"1,new"})
     await client.xadd(keys.outbox(2), {"t": "chg", "k": "c-3", "v": good})

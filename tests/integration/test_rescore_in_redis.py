@@ -47,7 +47,10 @@ async def snapshot(client: aioredis.Redis, prefix: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["thresholds", "quintiles"])
 async def test_redis_route_leaves_redis_as_the_python_route_does(redis_url: str, mode: str) -> None:
-    python_route, lua_route = runtime(redis_url, "py", mode), runtime(redis_url, "lua", mode)
+    # Whole histories: the Python route knows no window (windows: tests/integration/
+    # test_windows.py against the independent oracle).
+    python_route = runtime(redis_url, "py", mode, RFM_WINDOW_DAYS="0")
+    lua_route = runtime(redis_url, "lua", mode, RFM_WINDOW_DAYS="0")
     client = aioredis.Redis.from_url(redis_url)
     try:
         history = generated_events(seed=1, customers=600, first_offset=0)

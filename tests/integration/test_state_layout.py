@@ -23,6 +23,8 @@ def runtime(redis_url: str, prefix: str) -> Runtime:
         "RFM_REDIS_URL": redis_url,
         "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # never contacted: nothing is published
         "RFM_REDIS_PREFIX": prefix,
+        # whole histories: these tests run the Python scoring route too, which knows no window
+        "RFM_WINDOW_DAYS": "0",
     }
     return Runtime.build(load_settings(env=env))
 

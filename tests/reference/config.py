@@ -2,7 +2,7 @@
 names them, with the README's defaults.
 
 Only what changes the result is read: currency and rates, scoring mode and thresholds,
-segment rules, clock, future skew, and the coming window and retention settings. Limits the
+segment rules, clock, future skew, the window and the order retention. Limits the
 README does not state (payload size, id length, largest amount) are plain constants here.
 """
 
@@ -49,8 +49,8 @@ class Config:
     frequency: tuple[int, int, int, int] = (2, 4, 7, 10)
     monetary_minor: tuple[int, int, int, int] = (10_000, 40_000, 70_000, 100_000)
     max_future_skew_ms: int = 300_000
-    window_days: int = 0  # 0: the whole history
-    retention_days: int = 0  # 0: order records are kept forever
+    window_days: int = 365  # 0: the whole history
+    retention_days: int = 395  # 0: order records are kept forever
     # Limits the README does not state (the product's current values):
     max_payload_bytes: int = 65_536
     max_id_chars: int = 256
@@ -69,7 +69,7 @@ class Config:
         """The configuration an ``RFM_*`` environment describes; absent variables take the
         README's defaults, other variables are ignored."""
         currency = _read(env, "RFM_CURRENCY", "USD", _currency)
-        window_days = _read(env, "RFM_WINDOW_DAYS", "0", _whole_days)
+        window_days = _read(env, "RFM_WINDOW_DAYS", "365", _whole_days)
         default_retention = str(window_days + 30) if window_days > 0 else "0"
         return cls(
             currency=currency,

@@ -219,8 +219,8 @@ def test_defaults_follow_the_readme() -> None:
     assert config.monetary_minor == (10_000, 40_000, 70_000, 100_000)
     assert (config.max_future_skew_ms, config.window_days, config.retention_days) == (
         300_000,
-        0,
-        0,
+        365,
+        395,
     )
 
 

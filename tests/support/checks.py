@@ -290,9 +290,11 @@ def compare_state(
 def _compare_one(
     report: StateReport, cid: str, exp: Expected, got: Stored, when: int | None, scores: bool
 ) -> None:
-    if got.orders < exp.orders or got.spend_minor < exp.spend_minor:
+    # Lifetime values: an order lost or doubled shows there whatever the window.
+    lifetime = (got.lifetime_orders, got.lifetime_spend_minor)
+    if lifetime[0] < exp.lifetime_orders or lifetime[1] < exp.lifetime_spend_minor:
         report.lost.append(cid)
-    if got.orders > exp.orders or got.spend_minor > exp.spend_minor:
+    if lifetime[0] > exp.lifetime_orders or lifetime[1] > exp.lifetime_spend_minor:
         report.doubled.append(cid)
     if when is None:  # never scored
         if exp.lifetime_orders:
@@ -300,7 +302,7 @@ def _compare_one(
         return
     want, have = expected_values(exp), got.values()
     if not scores:
-        want, have = want[:4], have[:4]
+        want, have = want[:6], have[:6]
     if want != have:
         report.wrong.append((cid, want, have))
 

@@ -16,12 +16,13 @@ START = 1_767_225_600_000  # 2026-01-01
 TOPIC = "orders"
 
 
-def runtime(redis_url: str, prefix: str, mode: str) -> Runtime:
+def runtime(redis_url: str, prefix: str, mode: str, **extra: str) -> Runtime:
     env = {
         "RFM_REDIS_URL": redis_url,
         "RFM_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # never contacted: nothing is published
         "RFM_REDIS_PREFIX": prefix,
         "RFM_SCORING": mode,
+        **extra,
     }
     return Runtime.build(load_settings(env=env))
 

@@ -10,7 +10,7 @@ import redis
 
 from state.keys import Keys
 from state.model import CustomerState
-from state.reads import to_states
+from state.reads import with_windows
 from state.scripts import lua_source
 
 
@@ -22,8 +22,8 @@ def read_profiles(
         return {}
     script = r.register_script(lua_source("read_customers"))
     buckets = [keys.profiles_of(cid) for cid in customer_ids]
-    flat = script(keys=[keys.segment_codes, *buckets], args=list(customer_ids))
-    return dict(zip(customer_ids, to_states(customer_ids, flat), strict=True))
+    flat = script(keys=[keys.segment_codes, *buckets], args=[keys.orders_head, *customer_ids])
+    return dict(zip(customer_ids, with_windows(customer_ids, flat), strict=True))
 
 
 def read_profile(

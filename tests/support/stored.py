@@ -29,8 +29,10 @@ class Stored:
     customer_id: str
     first_ms: int | None
     last_ms: int | None
-    orders: int
+    orders: int  # the window's, as last scored
     spend_minor: int
+    lifetime_orders: int
+    lifetime_spend_minor: int
     r: int | None
     f: int | None
     m: int | None
@@ -45,6 +47,8 @@ class Stored:
             self.last_ms,
             self.orders,
             self.spend_minor,
+            self.lifetime_orders,
+            self.lifetime_spend_minor,
             self.r,
             self.f,
             self.m,
@@ -59,6 +63,8 @@ def expected_values(e: Expected) -> Values:
         e.last_ms,
         e.orders,
         e.spend_minor,
+        e.lifetime_orders,
+        e.lifetime_spend_minor,
         e.r,
         e.f,
         e.m,
@@ -86,6 +92,8 @@ def _stored(row: dict[str, Any]) -> Stored:
         last_ms=_ms(row["last_purchase_at"]),
         orders=int(row["orders"]),
         spend_minor=_minor(row["spend"], row["currency"]),
+        lifetime_orders=int(row["lifetime_orders"]),
+        lifetime_spend_minor=_minor(row["lifetime_spend"], row["currency"]),
         r=row["r"],
         f=row["f"],
         m=row["m"],

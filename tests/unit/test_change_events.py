@@ -30,25 +30,43 @@ AS_OF = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
     cid = 'c-"42"\\ é'
     record = change_record(12, "loyal", "champions", Scores(4, 3, 5, 45), 7, 123456, 2, "EUR",
-                           AS_OF, "recency")  # fmt: skip
-    # seq 12, scores 4 3 5 and 45 days, 7 orders, spend 123456: base 36 as in the profile
-    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency"
+                           AS_OF, "recency", 9, 200000, 365)  # fmt: skip
+    # seq 12, scores 4 3 5 and 45 days, 7 orders, spend 123456 in the window, 9 orders and
+    # 200000 in all: base 36 as in the profile
+    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365"
     assert render(cid.encode(), record) == (
         b'{"event_id":"16956e5f-3fd3-55c6-8344-ceb84898c59d","customer_id":"c-\\"42\\"\\\\ '
         b'\xc3\xa9","previous_segment":"loyal","segment":"champions","r":4,"f":3,"m":5,'
-        b'"recency_days":45,"orders":7,"spend":"1234.56","currency":"EUR","as_of":'
-        b'"2026-01-01T00:00:00.000Z","cause":"recency","sequence":12,"schema_version":1}'
+        b'"recency_days":45,"orders":7,"spend":"1234.56","lifetime_orders":9,'
+        b'"lifetime_spend":"2000.00","window_days":365,"currency":"EUR","as_of":'
+        b'"2026-01-01T00:00:00.000Z","cause":"recency","sequence":12,"schema_version":2}'
     )
 
 
+def test_a_record_queued_before_windows_renders_as_whole_history() -> None:
+    """Records of ten fields were queued by versions before windows: their orders and
+    spend counted every order, so they are the lifetime values and the window is 0."""
+    record = b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency"
+    event = orjson.loads(render(b"c1", record))
+    assert (event["orders"], event["spend"]) == (7, "1234.56")
+    assert (event["lifetime_orders"], event["lifetime_spend"], event["window_days"]) == (
+        7,
+        "1234.56",
+        0,
+    )
+    assert event["schema_version"] == 2
+
+
 def test_a_customer_left_without_orders_renders_nulls() -> None:
-    record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order")
-    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order"
+    record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order",
+                           0, -250, 0)  # fmt: skip
+    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order,0,-6y,0"
     assert render(b"c9", record) == (
         b'{"event_id":"28d94f43-51ee-53ae-9134-318057dfa961","customer_id":"c9",'
         b'"previous_segment":"at_risk","segment":null,"r":null,"f":null,"m":null,'
-        b'"recency_days":null,"orders":0,"spend":"-250","currency":"JPY","as_of":'
-        b'"2026-01-01T00:00:00.123Z","cause":"order","sequence":3,"schema_version":1}'
+        b'"recency_days":null,"orders":0,"spend":"-250","lifetime_orders":0,'
+        b'"lifetime_spend":"-250","window_days":0,"currency":"JPY","as_of":'
+        b'"2026-01-01T00:00:00.123Z","cause":"order","sequence":3,"schema_version":2}'
     )
 
 
@@ -67,7 +85,10 @@ score = st.integers(1, 5)
     exponent=st.integers(0, 4),
     currency=st.from_regex(r"[A-Z]{3}", fullmatch=True),
     as_of=st.integers(0, 4 * 10**12),
-    cause=st.sampled_from(["order", "recency", "rescore"]),
+    cause=st.sampled_from(["order", "recency", "rescore", "erased"]),
+    lifetime_orders=st.integers(0, 10**6),
+    lifetime_spend=st.integers(-(10**15), 10**15),
+    window_days=st.integers(0, 36_500),
 )
 def test_every_field_survives_the_record(
     cid: str,
@@ -81,9 +102,13 @@ def test_every_field_survives_the_record(
     currency: str,
     as_of: int,
     cause: str,
+    lifetime_orders: int,
+    lifetime_spend: int,
+    window_days: int,
 ) -> None:
     record = change_record(seq, previous, segment, scores, orders, spend, exponent, currency,
-                           as_of, cause)  # fmt: skip
+                           as_of, cause, lifetime_orders, lifetime_spend,
+                           window_days)  # fmt: skip
     event = orjson.loads(render(cid.encode(), record))
     name = f"{cid}\x1f{seq}\x1f{previous or ''}\x1f{segment or ''}"
     assert event == {
@@ -97,11 +122,14 @@ def test_every_field_survives_the_record(
         "recency_days": scores.recency_days if scores else None,
         "orders": orders,
         "spend": format_minor(spend, exponent),
+        "lifetime_orders": lifetime_orders,
+        "lifetime_spend": format_minor(lifetime_spend, exponent),
+        "window_days": window_days,
         "currency": currency,
         "as_of": iso_utc(as_of),
         "cause": cause,
         "sequence": seq,
-        "schema_version": 1,
+        "schema_version": 2,
     }
 
 

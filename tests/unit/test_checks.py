@@ -108,7 +108,8 @@ def test_after_lost_writes_renumbering_is_allowed_only_from_a_published_change()
 def stored(cid: str, orders: int, spend: int, as_of: int | None, **scores: Any) -> Stored:
     values = {"r": None, "f": None, "m": None, "recency_days": None, "segment": None, **scores}
     first = last = 1_767_225_600_000  # 2026-01-01
-    return Stored(cid, first, last, orders, spend, as_of_ms=as_of, **values)
+    # no window: the window's values are the lifetime ones
+    return Stored(cid, first, last, orders, spend, orders, spend, as_of_ms=as_of, **values)
 
 
 def test_state_lost_doubled_unscored_and_stale_are_told_apart_per_customer() -> None:
@@ -133,7 +134,7 @@ def test_state_lost_doubled_unscored_and_stale_are_told_apart_per_customer() -> 
         "b": stored("b", 2, 2000, day0, **right),  # doubled it
         "c": stored("c", 1, 1000, None),  # never scored
         # d: both orders, scores that happen to be right for them, but as of before d2
-        "d": Stored("d", day0, day0 + 2 * DAY, 2, 2000, 5, 2, 1, 0, "new", day0 + DAY),
+        "d": Stored("d", day0, day0 + 2 * DAY, 2, 2000, 2, 2000, 5, 2, 1, 0, "new", day0 + DAY),
         "x": stored("x", 1, 1000, day0, **right),  # a customer the events never made
     }
     report = compare_state(got, history, Config.from_env({"RFM_CLOCK": "event"}), None)

@@ -337,7 +337,9 @@ def scorer_for(settings_: Settings, population: list[tuple[int, int, int]]) -> S
 def test_streams_fold_and_score_alike(
     env: dict[str, str], scoring: str, segments: str, values: list[bytes | None], as_of_delta: int
 ) -> None:
-    env = {**env, "RFM_SCORING": scoring, "RFM_SEGMENTS": segments}
+    # Whole histories: this fold of the product's rules has no window or retention (those
+    # are checked end to end: tests/integration/test_windows.py).
+    env = {**env, "RFM_SCORING": scoring, "RFM_SEGMENTS": segments, "RFM_WINDOW_DAYS": "0"}
     settings_, rules = production(env)
     config = Config.from_env(env)
     as_of = NOW + as_of_delta

@@ -37,6 +37,9 @@ BAD_VALUES: dict[str, list[str]] = {
     "RFM_MONETARY": ["100,400,700", "100,abc,700,1000", "1000,700,400,100"],
     "RFM_RESCORE_INTERVAL": ["0", "-60", "soon", "nan"],
     "RFM_MAX_FUTURE_SKEW": ["0", "-1"],
+    "RFM_WINDOW_DAYS": ["-1", "1.5", "year", "36501"],
+    # below the default window (365), negative, not a number
+    "RFM_ORDER_RETENTION_DAYS": ["100", "-5", "x"],
     "RFM_BATCH_SIZE": ["0", "1.5"],
     "RFM_FETCH_MAX_WAIT_MS": ["0", "100ms"],
     "RFM_WEB_PORT": ["0", "http", "70000"],
