@@ -26,8 +26,9 @@ from redis.asyncio import Redis
 
 from state.cancellation import raise_if_cancelled
 from state.change_events import JSON_KIND, RECORD_KIND, ChangeRecordError, render
+from state.hooks import NO_FAULTS, FaultHooks
 from state.keys import Keys
-from stream import faults, metrics
+from stream import metrics
 from stream.publisher import OutgoingRecord, Publisher
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,10 @@ class OutboxRelay:
         *,
         chunk: int = CHUNK,
         lock_seconds: int = LOCK_SECONDS,
+        hooks: FaultHooks = NO_FAULTS,
     ) -> None:
         self.redis, self.keys, self.publisher = redis, keys, publisher
+        self.hooks = hooks
         self.chunk, self.lock_seconds = chunk, lock_seconds  # RFM_RELAY_CHUNK, ..._LOCK_TIMEOUT
         self.topics = {RECORD_KIND: changes_topic, JSON_KIND: changes_topic, b"dlq": dlq_topic}
         self._unlock = redis.register_script(_UNLOCK)
@@ -112,7 +115,7 @@ class OutboxRelay:
                     break
                 if entries:
                     await self._publish([e for chunk in entries.values() for e in chunk])
-                    faults.hit("relay_published")
+                    self.hooks.hit("relay_published")
                     total += sum(len(chunk) for chunk in entries.values())
                     done = {p: _trim_point(chunk[-1][0]) for p, chunk in entries.items()}
         finally:

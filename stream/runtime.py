@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.keys import Keys
 from state.reads import StateReader
 from state.rescorer import Rescorer, ScoringContexts
 from state.scoring import ThresholdScorer
 from state.segments import SegmentRules, SegmentRulesError, load_segment_rules
 from state.store import StateStore
-from stream import faults
 from stream.gaps import GapFiller
 from stream.pipeline import OrderPipeline, now_ms
 from stream.publisher import Publisher
@@ -41,9 +41,12 @@ class Runtime:
     publisher: Publisher
     relay: OutboxRelay
     pipeline: OrderPipeline
+    hooks: FaultHooks = field(default=NO_FAULTS)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, hooks: FaultHooks = NO_FAULTS) -> Runtime:
+        """``hooks`` are the fault points' (state/hooks.py): nothing in production; the
+        fault-injection suite passes armed ones (the development package's fault_worker)."""
         rules = load_rules(settings)
         redis = aioredis.from_url(
             settings.redis.url,
@@ -64,7 +67,7 @@ class Runtime:
             settings.scoring.currency,
             settings.scoring.exponent,
         )
-        rescorer = Rescorer(store, reader, contexts, on_chunk=lambda: faults.hit("rescore_midway"))
+        rescorer = Rescorer(store, reader, contexts, hooks)
         publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
         relay = OutboxRelay(
             redis,
@@ -74,6 +77,7 @@ class Runtime:
             settings.kafka.dlq_topic,
             chunk=settings.operations.relay_chunk,
             lock_seconds=settings.operations.relay_lock_timeout,
+            hooks=hooks,
         )
         validation = ValidationRules(
             currencies=settings.scoring.currencies,
@@ -86,10 +90,16 @@ class Runtime:
             **aiokafka_options(settings),
         )
         pipeline = OrderPipeline(
-            settings.kafka.orders_topic, validation, store, rescorer, settings.scoring.clock, gaps
+            settings.kafka.orders_topic,
+            validation,
+            store,
+            rescorer,
+            settings.scoring.clock,
+            gaps,
+            hooks,
         )
         return cls(
-            settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
+            settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline, hooks
         )
 
     async def as_of_now(self) -> int:
