@@ -2,7 +2,7 @@
 # The rfm-stream worker image: `docker build -t rfm-stream .`
 #   docker run --rm -e RFM_KAFKA_BOOTSTRAP=... -e RFM_REDIS_URL=... rfm-stream          (a worker)
 #   docker run --rm ... rfm-stream rescore | segments | customer ID | produce FILE     (the CLI)
-# Settings are RFM_* environment variables (stream/settings.py). Metrics, /healthz and /readyz
+# Settings are RFM_* environment variables (stream/settings/). Metrics, /healthz and /readyz
 # are served on RFM_WEB_PORT (6066).
 # The production image is built from stream/ and state/ only: the development code in rfm_dev/
 # (demo shop, embedded servers, `rfm-stream demo`) is not in it. The compose demo profile's

@@ -16,10 +16,12 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(BIN)/python -m pytest -q
 
+# The Lua scripts need luacheck (Debian: apt-get install lua-check); without it lint fails.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m rfm_dev.lualint
 
 demo: venv
 	$(BIN)/rfm-stream demo

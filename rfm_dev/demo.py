@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer
 
 from rfm_dev.embedded_stack import EmbeddedStack
 from rfm_dev.shop import ShopProfile, generate_history, live_orders
+from state.hooks import NO_FAULTS, FaultHooks
 from state.model import MS_PER_DAY, now_ms
 from stream.publisher import OutgoingRecord, Publisher
 from stream.security import aiokafka_options
@@ -37,7 +38,7 @@ BACKFILL = ShopProfile(customers=2_000, orders=8_000, start_ms=0, end_ms=0, seed
 LIVE_RATE = 25  # orders per second
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM too
     with _servers(settings) as settings:
         print(f"broker {settings.kafka.bootstrap}, redis {settings.redacted()['RFM_REDIS_URL']}")

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from state.cancellation import raise_if_cancelled
 from state.changes import Cause, ScoringContext, plan_write, scoring_spec
+from state.hooks import NO_FAULTS, FaultHooks
 from state.keys import BUCKETS, Keys
 from state.model import CustomerState, History
 from state.population import Population, PopulationCounter
@@ -111,10 +112,10 @@ class Rescorer:
         store: StateStore,
         reader: StateReader,
         contexts: ScoringContexts,
-        on_chunk: Callable[[], None] = lambda: None,
+        hooks: FaultHooks = NO_FAULTS,
     ) -> None:
         self.store, self.reader, self.contexts = store, reader, contexts
-        self.on_chunk = on_chunk  # called after each chunk of a pass (a test fault point)
+        self.hooks = hooks
         self.enumerate_from_keys = BUCKETS  # Redis keys from which passes list buckets
         self.population = PopulationCounter(
             store.redis, store.history.window_days, store.keys.orders_head
@@ -218,7 +219,7 @@ class Rescorer:
             after = hours[-1][0]
             total.add(step)
             await self.store.due_retire(as_of_ms, hours, step.lost)
-            self.on_chunk()
+            self.hooks.hit("rescore_midway")
         total.seconds = time.perf_counter() - started
         return total
 
@@ -242,7 +243,7 @@ class Rescorer:
         if spec is None:
             async for ids in self.reader.scan_customer_ids(BATCH):
                 total.add(await self.rescore_ids(ids, as_of_ms, cause, ctx))
-                self.on_chunk()
+                self.hooks.hit("rescore_midway")
         else:
             await self._buckets_in_redis(as_of_ms, cause, spec, total, clock_ms)
         total.seconds = time.perf_counter() - started
@@ -253,7 +254,7 @@ class Rescorer:
     ) -> None:
         def take(done: InRedis) -> None:
             total.add(_result(as_of_ms, done))
-            self.on_chunk()
+            self.hooks.hit("rescore_midway")
 
         await self._each_chunk(
             lambda buckets: self.store.rescore_buckets(as_of_ms, cause, spec, buckets, clock_ms),

@@ -13,9 +13,10 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.model import OrderEvent, Rejection
 from state.store import ApplyResult, GapError, InputRecord, StateStore
-from stream import faults, metrics
+from stream import metrics
 from stream.retry import retry_transient
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,17 @@ def count_redis_error(operation: str) -> Callable[[BaseException], None]:
 
 
 class IsolatingApplier:
-    def __init__(self, store: StateStore, topic: str, floors: dict[int, int]) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        topic: str,
+        floors: dict[int, int],
+        hooks: FaultHooks = NO_FAULTS,
+    ) -> None:
         self.store = store
         self.topic = topic
         self.floors = floors  # shared with the pipeline: offsets below are handled
+        self.hooks = hooks
 
     async def apply(self, inputs: Sequence[InputRecord]) -> ApplyResult:
         """Raises only GapError (Redis lost writes: the caller refills and retries)."""
@@ -58,7 +66,7 @@ class IsolatingApplier:
         return ApplyResult(outcomes=outcomes, touched=touched, clock_ms=clock)
 
     async def _apply_checked(self, inputs: Sequence[InputRecord]) -> ApplyResult:
-        faults.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
+        self.hooks.hit_order(r.parsed.order_id for r in inputs if isinstance(r.parsed, OrderEvent))
         return await self.store.apply_orders(self.topic, inputs, self.floors, with_states=False)
 
     async def _apply_one(self, rec: InputRecord) -> ApplyResult:

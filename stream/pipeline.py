@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.model import OrderEvent, now_ms
 from state.rescorer import PassResult, Rescorer
 from state.store import ApplyResult, Gap, GapError, InputRecord, StateStore
-from stream import faults, metrics
+from stream import metrics
 from stream.gaps import GapFiller
 from stream.isolation import IsolatingApplier, count_redis_error
 from stream.retry import retry_transient
@@ -63,8 +64,10 @@ class OrderPipeline:
         rescorer: Rescorer,
         clock: str,
         gaps: GapFiller | None = None,
+        hooks: FaultHooks = NO_FAULTS,
     ) -> None:
         self.topic = topic
+        self.hooks = hooks
         self.rules = rules
         self.store = store
         self.rescorer = rescorer
@@ -77,7 +80,7 @@ class OrderPipeline:
         # partition -> offsets below this are handled (after a gap was filled)
         self.floors: dict[int, int] = {}
         self._scoring: asyncio.Future[BatchReport] | None = None
-        self.applier = IsolatingApplier(store, topic, self.floors)
+        self.applier = IsolatingApplier(store, topic, self.floors, hooks)
 
     async def process(self, records: Sequence[RawRecord]) -> BatchReport:
         """Apply a batch and score it."""
@@ -161,7 +164,7 @@ class OrderPipeline:
             applied = await self._apply(inputs)
             if "redelivered" in applied.outcomes and self.highwater is not None:
                 applied = await self._unless_recreated(inputs, applied)
-        faults.hit("after_apply")
+        self.hooks.hit("after_apply")
         as_of = now if self.clock == "wall" else applied.clock_ms
         await self.settle()
         self._scoring = asyncio.ensure_future(
@@ -179,7 +182,7 @@ class OrderPipeline:
     ) -> BatchReport:
         with metrics.REDIS_SECONDS.labels("write_scores").time():
             scored = await self._score(applied, as_of)
-        faults.hit("after_score")
+        self.hooks.hit("after_score")
         self._observe(records, inputs, applied, scored, started)
         return BatchReport(applied=applied, scored=scored, records=inputs)
 

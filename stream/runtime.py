@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.keys import Keys
 from state.model import History, now_ms
 from state.reads import StateReader
@@ -13,7 +14,6 @@ from state.rescorer import Rescorer, ScoringContexts
 from state.scoring import ThresholdScorer
 from state.segments import SegmentRules, SegmentRulesError, load_segment_rules
 from state.store import StateStore
-from stream import faults
 from stream.gaps import GapFiller
 from stream.pipeline import OrderPipeline
 from stream.publisher import Publisher
@@ -42,9 +42,12 @@ class Runtime:
     publisher: Publisher
     relay: OutboxRelay
     pipeline: OrderPipeline
+    hooks: FaultHooks = field(default=NO_FAULTS)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, hooks: FaultHooks = NO_FAULTS) -> Runtime:
+        """``hooks`` are the fault points' (state/hooks.py): nothing in production; the
+        fault-injection suite passes armed ones (the development package's fault_worker)."""
         rules = load_rules(settings)
         redis = aioredis.from_url(
             settings.redis.url,
@@ -71,7 +74,7 @@ class Runtime:
             settings.scoring.exponent,
             history,
         )
-        rescorer = Rescorer(store, reader, contexts, on_chunk=lambda: faults.hit("rescore_midway"))
+        rescorer = Rescorer(store, reader, contexts, hooks)
         publisher = Publisher(settings.kafka.bootstrap, **aiokafka_options(settings))
         relay = OutboxRelay(
             redis,
@@ -81,6 +84,7 @@ class Runtime:
             settings.kafka.dlq_topic,
             chunk=settings.operations.relay_chunk,
             lock_seconds=settings.operations.relay_lock_timeout,
+            hooks=hooks,
         )
         validation = ValidationRules(
             currencies=settings.scoring.currencies,
@@ -93,10 +97,16 @@ class Runtime:
             **aiokafka_options(settings),
         )
         pipeline = OrderPipeline(
-            settings.kafka.orders_topic, validation, store, rescorer, settings.scoring.clock, gaps
+            settings.kafka.orders_topic,
+            validation,
+            store,
+            rescorer,
+            settings.scoring.clock,
+            gaps,
+            hooks,
         )
         return cls(
-            settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline
+            settings, rules, redis, keys, store, reader, rescorer, publisher, relay, pipeline, hooks
         )
 
     async def as_of_now(self) -> int:

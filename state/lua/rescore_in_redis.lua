@@ -147,7 +147,8 @@ end
 -- Score one customer as changes.plan_write does: its new packed profile, its change (or
 -- nil) and its due time before and after. Writes nothing.
 local function rescore(t, cid, w)
-  local scores, segment, due = '', '', nil
+  local scores, segment = '', ''
+  local due
   local orders, spend = t.orders, t.spend
   if w then orders, spend = w.n, w.spend end
   if t.last and t.orders > 0 then

@@ -13,12 +13,13 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from state.hooks import NO_FAULTS, FaultHooks
 from stream.logs import logging_config
 from stream.retry import is_permanent
 from stream.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
-Command = Callable[[Settings, argparse.Namespace], int]
+Command = Callable[[Settings, argparse.Namespace, FaultHooks], int]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +82,9 @@ def _command(name: str) -> Command:
     return command
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, hooks: FaultHooks = NO_FAULTS) -> int:
+    """``hooks``: the fault points' (state/hooks.py); only the development fault worker
+    arms them, so ``rfm-stream`` cannot be armed by its environment."""
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(config_file=args.config)
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging_config(settings.operations.log_level, settings.operations.log_format)
     )
     try:
-        return _command(args.command)(settings, args)
+        return _command(args.command)(settings, args, hooks)
     except SettingsError as exc:
         print(f"rfm-stream: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.model import iso_utc, parse_instant
 from stream.cli.main import run_async
 from stream.jobs import run_pass
@@ -14,12 +15,12 @@ from stream.settings import Settings
 from stream.topics import ensure_topics
 
 
-def produce(settings: Settings, args: argparse.Namespace) -> int:
+def produce(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     from stream.produce import format_report, produce_file
 
     async def go() -> int:
         await ensure_topics(settings)
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         try:
             report = await produce_file(
                 Path(args.file), runtime.publisher, settings.kafka.orders_topic
@@ -54,7 +55,7 @@ def window_refusal(settings: Settings, as_of_ms: int, clock_ms: int) -> str | No
     )
 
 
-def rescore(settings: Settings, args: argparse.Namespace) -> int:
+def rescore(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     as_of_ms: int | None = None
     if args.as_of:
         try:
@@ -64,7 +65,7 @@ def rescore(settings: Settings, args: argparse.Namespace) -> int:
             return 2
 
     async def go() -> int:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         try:
             # Redis unreachable is one line from main(), not a failed pass and its traceback.
             await runtime.redis.ping()

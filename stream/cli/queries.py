@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from state.hooks import NO_FAULTS, FaultHooks
 from state.model import CustomerState, iso_utc
 from state.money import format_minor
 from stream.cli.main import run_async
@@ -69,9 +70,9 @@ def profile(state: CustomerState, settings: Settings) -> dict[str, Any]:
     }
 
 
-def customer(settings: Settings, args: argparse.Namespace) -> int:
+def customer(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     async def go() -> int:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         try:
             state = await runtime.reader.customer(args.customer_id)
         finally:
@@ -88,9 +89,9 @@ def customer(settings: Settings, args: argparse.Namespace) -> int:
     return run_async(go())
 
 
-def export(settings: Settings, args: argparse.Namespace) -> int:
+def export(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     async def go() -> int:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         out = sys.stdout
         writer = csv.DictWriter(out, PROFILE_FIELDS) if args.format == "csv" else None
         if writer:
@@ -113,9 +114,9 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
     return run_async(go())
 
 
-def segments(settings: Settings, args: argparse.Namespace) -> int:
+def segments(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     async def go() -> int:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         try:
             counts = await runtime.reader.segment_counts()
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from state.hooks import NO_FAULTS, FaultHooks
 from stream.app import create_app
 from stream.logs import logging_config
 from stream.runtime import Runtime
@@ -16,10 +17,10 @@ from stream.settings import Settings
 from stream.topics import ensure_topics
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     import faust
 
-    runtime = Runtime.build(settings)  # validates segment rules before anything starts
+    runtime = Runtime.build(settings, hooks)  # validates segment rules before anything starts
     Path(settings.operations.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(_check_redis(settings))  # wrong credentials fail here, not in the stream
     asyncio.run(ensure_topics(settings))

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 PROFILE = ShopProfile(
     customers=800, orders=3_000, start_ms=START, end_ms=START + 300 * MS_PER_DAY, seed=101
 )
-EXIT_AT_FAULT = 137  # stream.faults exits with os._exit(137), like a SIGKILL
+EXIT_AT_FAULT = 137  # rfm_dev.faults exits with os._exit(137), like a SIGKILL
 
 
 def _die_at(sc: Scenario, point: str) -> float:

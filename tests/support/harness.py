@@ -51,6 +51,14 @@ def settings_of(env: Mapping[str, str]) -> Settings:
     return load_settings(env=env)
 
 
+def cli_command(env: Mapping[str, str]) -> list[str]:
+    """``rfm-stream``, as an operator runs it; with ``RFM_TEST_FAULTS`` set, the development
+    entry that arms those fault points (rfm_dev/fault_worker.py): ``rfm-stream`` itself
+    never reads that variable."""
+    module = "rfm_dev.fault_worker" if env.get("RFM_TEST_FAULTS") else "stream.cli.main"
+    return [sys.executable, "-m", module]
+
+
 class Worker:
     """``rfm-stream worker`` as a child process, as an operator would run it."""
 
@@ -62,7 +70,7 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli.main", "worker"],
+            [*cli_command(self.env), "worker"],
             env=self.env,
             cwd=ROOT,
             stdout=log,
@@ -97,7 +105,7 @@ def run_cli(
     env: Mapping[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", *args],
+        [*cli_command({**os.environ, **env}), *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The README's settings tables are the ones generated from stream/settings.py."""
+"""The README's settings tables are the ones generated from stream/settings/."""
 
 import re
 from pathlib import Path
