@@ -5,9 +5,10 @@ Each setting comes from its ``RFM_<NAME>`` variable in the environment, else fro
 one flat table), else its default. A wrong value fails at start with a message naming the
 variable, never later in the middle of a stream. ``Settings`` groups them in sections
 (``settings.kafka.bootstrap``, ``settings.redis.url``, ``settings.scoring.mode``,
-``settings.operations.web_port``); the variable names stay flat, as documented. Every
-section parses its fields in ``__post_init__``, so ``load_settings``, ``Settings.with_values``
-and even ``dataclasses.replace`` or a direct constructor call all check them the same way.
+``settings.operations.web_port``, ``settings.api.port``); the variable names stay flat, as
+documented. Every section parses its fields in ``__post_init__``, so ``load_settings``,
+``Settings.with_values`` and even ``dataclasses.replace`` or a direct constructor call all
+check them the same way.
 The README's table is made from these declarations (``python -m stream.settings`` prints it;
 tests/unit/test_readme_settings.py keeps the README in step).
 
@@ -28,6 +29,7 @@ comes from field metadata either way.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import sys
 import tomllib
@@ -130,6 +132,24 @@ def _redis_url(text: str) -> str:
     if not url.lower().startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("must be a redis://, rediss:// or unix:// URL")
     return url
+
+
+# RFC 6750's b64token: what a bearer token may contain, so it fits an Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+MIN_TOKEN_CHARS = 16
+
+
+def _api_tokens(text: str) -> Secret:
+    """Comma-separated bearer tokens (several, so one can be rotated out while the next is
+    in use). Never quoted in an error: the message says which one by position only."""
+    tokens = [t.strip() for t in text.split(",")] if text.strip() else []
+    for position, token in enumerate(tokens, start=1):
+        if len(token) < MIN_TOKEN_CHARS or not _BEARER_TOKEN.fullmatch(token):
+            raise ValueError(
+                f"token #{position} must be at least {MIN_TOKEN_CHARS} characters of "
+                "A-Z a-z 0-9 - . _ ~ + / (then = padding only)"
+            )
+    return Secret(",".join(tokens))
 
 
 def _ca_file(text: str) -> str:
@@ -458,11 +478,40 @@ class OperationsSettings(_Section):
     )
 
 
+@dataclass(frozen=True, repr=False)
+class ApiSettings(_Section):
+    """``rfm-stream serve``: the read-only query API, its own process."""
+
+    host: str = _setting(
+        "RFM_API_HOST",
+        "127.0.0.1",
+        _text,
+        "Address the query API (rfm-stream serve) listens on; beyond loopback it needs tokens",
+    )
+    port: int = _setting(
+        "RFM_API_PORT", "8080", _port, "HTTP port of the query API: /v1/..., /metrics"
+    )
+    tokens: Secret = _setting(
+        "RFM_API_TOKENS",
+        "",
+        _api_tokens,
+        "Bearer tokens of the query API, comma-separated (never shown)",
+        secret=True,
+    )
+
+    @property
+    def token_list(self) -> tuple[str, ...]:
+        """The accepted tokens; for the one place that compares them (stream/api/auth.py)."""
+        raw = self.tokens.get_secret_value()
+        return tuple(raw.split(",")) if raw else ()
+
+
 _SECTIONS: tuple[tuple[str, str, type[_Section]], ...] = (
     ("kafka", "Kafka", KafkaSettings),
     ("redis", "Redis", RedisSettings),
     ("scoring", "Scoring", ScoringSettings),
     ("operations", "Operations", OperationsSettings),
+    ("api", "Query API", ApiSettings),
 )
 
 
@@ -482,6 +531,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     operations: OperationsSettings = field(default_factory=OperationsSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     def __post_init__(self) -> None:
         for name, _, section in _SECTIONS:
@@ -530,6 +580,7 @@ def load_settings(
         redis=RedisSettings(**raw["redis"]),
         scoring=ScoringSettings(**raw["scoring"]),
         operations=OperationsSettings(**raw["operations"]),
+        api=ApiSettings(**raw["api"]),
     )
 
 
