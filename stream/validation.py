@@ -24,7 +24,7 @@ import orjson
 from state.model import EventKind, OrderEvent, Rejection
 from state.money import CurrencyTable, MoneyError, is_currency_code
 
-__all__ = ["REASONS", "ValidationRules", "parse_order"]
+__all__ = ["REASONS", "ValidationRules", "id_problem", "parse_order"]
 
 # Stable codes for dead-letter records and metrics; the last three come from the state layer
 # (refund/cancel of an unseen order, refund of a cancelled order, a bug while applying).
@@ -184,6 +184,12 @@ def _optional_id(doc: dict[str, Any], name: str, rules: ValidationRules) -> str 
 # Unicode category Cc is exactly these: C0 controls, DEL and C1 controls. One regex search
 # instead of a category lookup per character (the per-character loop was 8% of a worker).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def id_problem(value: str, rules: ValidationRules) -> str | None:
+    """What is wrong with an id as the worker judges it (None: nothing). For readers of the
+    state (the query API) that must refuse exactly the ids no event can have created."""
+    return _id_problem(value, rules.max_id_length)
 
 
 def _id_problem(value: str, max_length: int) -> str | None:

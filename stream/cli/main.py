@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--segment", metavar="NAME")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     sub.add_parser("segments", help="segment sizes")
+    sub.add_parser("serve", help="the read-only HTTP query API (RFM_API_HOST, RFM_API_PORT)")
     return parser
 
 
@@ -52,6 +53,7 @@ _COMMANDS = {
     "customer": ("stream.cli.queries", "customer"),
     "export": ("stream.cli.queries", "export"),
     "segments": ("stream.cli.queries", "segments"),
+    "serve": ("stream.cli.serve", "run"),
 }
 
 
