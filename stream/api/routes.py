@@ -140,7 +140,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/customers/{id}", customer, allow_head=False)
+    # Any id but a raw "/": braces too (the default pattern refuses them); "%2F" matches.
+    app.router.add_get("/v1/customers/{id:[^/]+}", customer, allow_head=False)
     app.router.add_get("/v1/segments", segments, allow_head=False)
     app.router.add_get("/v1/segments/{name}/customers", segment_customers, allow_head=False)
     app.router.add_get("/v1/openapi.json", openapi, allow_head=False)
