@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream import metrics
-from stream.api.auth import auth_middleware
+from stream.api.auth import auth_middleware, check_startable
 from stream.api.errors import Handler, error_middleware
 from stream.api.routes import RUNTIME, add_routes
 from stream.runtime import Runtime
@@ -59,7 +59,9 @@ async def _runtime_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: Settings) -> web.Application:
-    """The application; ``check_startable`` is the caller's (the CLI's) to run first."""
+    """The application; refuses (SettingsError) what ``check_startable`` refuses, so no
+    caller can build an open API for a network address."""
+    check_startable(settings)
     app = web.Application(
         middlewares=[
             metrics_middleware,

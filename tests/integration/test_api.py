@@ -8,7 +8,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import random
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ from stream.api.app import build_app
 from stream.api.routes import RUNTIME
 from stream.pipeline import RawRecord
 from stream.runtime import Runtime
-from tests.support.harness import run_cli, settings_of
+from tests.support.harness import ROOT, free_port, run_cli, settings_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -338,3 +344,46 @@ async def test_without_tokens_loopback_serves_without_auth(env: dict[str, str], 
     async with TestClient(TestServer(build_app(settings))) as c:
         status, body = await _get(c, "/v1/segments", headers={})
         assert status == 200 and body["total"] == 0
+
+
+def test_serve_runs_as_its_own_process_and_stops_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The installed command, as an operator runs it: answers, never logs a token, and
+    exits 0 on SIGTERM."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    run_env = {**os.environ, **env, "RFM_API_PORT": str(port), "RFM_LOG_LEVEL": "debug"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli.main", "serve"],
+            env=run_env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def get(path: str, token: str | None) -> tuple[int, bytes]:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+            except OSError:
+                return 0, b""
+
+        wait_until(lambda: get("/metrics", None)[0] == 200, 30, "the API to answer")
+        status, body = get("/v1/segments", TOKEN)
+        assert (status, orjson.loads(body)) == (200, {"segments": [], "total": 0})
+        status, body = get("/v1/segments", None)
+        assert status == 401 and orjson.loads(body)["error"] == "unauthorized"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    assert code == 0, text
+    assert f"query API on http://127.0.0.1:{port}/v1 (2 bearer token(s))" in text
+    assert TOKEN not in text and ROTATED not in text
