@@ -10,9 +10,10 @@ customer who changes segment or arrives during the walk may or may not appear.
 
 Cost: a page reads profiles until it has ``limit`` members, about ``limit / share``
 profiles for a segment holding ``share`` of all customers, in chunks of ``CHUNK`` buckets
-(two Redis calls each). A page also stops after ``BUDGET`` profiles read, so that a rare
-segment cannot make one request read the whole state: such a page has fewer than
-``limit`` customers (possibly none) and still a ``next_cursor``. Only a page without
+(two Redis calls each: the ids of the buckets, then their profiles). A page also stops
+after ``BUDGET`` profiles read, so that a rare segment cannot make one request read the
+whole state: such a page has fewer than ``limit`` customers (possibly none) and still a
+``next_cursor``. Only a page without
 ``next_cursor`` is the last. Walking a whole segment reads every profile once.
 """
 
@@ -79,18 +80,19 @@ async def walk(
     ``(None, position)`` when ``budget`` profiles were read (the walk stops there)."""
     read = 0
     bucket = start.bucket
-    after = start.after
     while bucket < BUCKETS:
         end = min(bucket + CHUNK, BUCKETS)
-        for number, ids in await _bucket_ids(reader, bucket, end):
-            if number == start.bucket and after is not None:
-                ids = [i for i in ids if i > after]
-            states = await reader.customers(ids)
-            read += len(ids)
-            for state in states:
+        found = await _bucket_ids(reader, bucket, end)
+        if start.after is not None and found and found[0][0] == start.bucket == bucket:
+            found[0] = (start.bucket, [i for i in found[0][1] if i > start.after])
+        ids = [cid for _, bucket_ids in found for cid in bucket_ids]
+        states = iter(await reader.customers(ids))  # one call for the chunk, in walk order
+        read += len(ids)
+        for number, bucket_ids in found:
+            for state in (next(states) for _ in bucket_ids):
                 if state is not None and state.segment == segment:
                     yield state, Position(number, state.customer_id)
-        bucket, after = end, None
+        bucket = end
         if budget is not None and read >= budget and bucket < BUCKETS:
             yield None, Position(bucket)
             return

@@ -27,6 +27,7 @@ from openapi_spec_validator import validate
 
 from state.keys import Keys
 from state.model import iso_utc
+from stream.api import paging
 from stream.api.app import build_app
 from stream.api.routes import RUNTIME
 from stream.pipeline import RawRecord
@@ -387,3 +388,54 @@ def test_serve_runs_as_its_own_process_and_stops_on_sigterm(
     assert code == 0, text
     assert f"query API on http://127.0.0.1:{port}/v1 (2 bearer token(s))" in text
     assert TOKEN not in text and ROTATED not in text
+
+
+async def test_a_page_stops_at_its_read_budget_and_the_walk_still_completes(
+    client: TestClient[Any, Any], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rare segment: pages short of ``limit`` (even empty) that carry a cursor on."""
+    monkeypatch.setattr(paging, "CHUNK", 1024)
+    monkeypatch.setattr(paging, "BUDGET", 10)
+    _, sizes = await _get(client, "/v1/segments")
+    name = sizes["segments"][-1]["segment"]  # the smallest
+    pages: list[int] = []
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1000"} | ({"cursor": cursor} if cursor else {})
+        status, body = await _get(client, f"/v1/segments/{name}/customers", params=params)
+        assert status == 200
+        pages.append(len(body["customers"]))
+        seen.extend(body["customers"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(pages) >= 10 and max(pages) < 1000  # stopped by the budget, not the limit
+    exported = _jsonl(await _cli(env, "export", "--segment", name))
+    assert sorted(seen, key=str) == sorted(exported, key=str)
+
+
+async def test_quintile_explanation_reads_the_boundaries_of_the_last_pass(
+    env: dict[str, str],
+) -> None:
+    quintile_env = {**env, "RFM_SCORING": "quintiles"}
+    await _fill(quintile_env, 200)
+    runtime = Runtime.build(settings_of(quintile_env))
+    try:
+        await runtime.rescorer.full_pass(NOW)
+        boundaries = orjson.loads(await runtime.redis.get(Keys("api").quintiles))
+    finally:
+        await runtime.close()
+    async with TestClient(TestServer(build_app(settings_of(quintile_env)))) as c:
+        for cid in ("c0001", "c0002", "c0100", "Zoë"):
+            status, body = await _get(c, f"/v1/customers/{_quoted(cid)}")
+            assert status == 200
+            explanation = body["explanation"]
+            assert explanation["scoring"] == "quintiles"
+            assert explanation["next_change"] is None  # boundaries move with every pass
+            assert explanation["r"]["cuts"] == [-x for x in boundaries["recency"]]
+            assert explanation["f"]["cuts"] == boundaries["frequency"]
+            for axis, value in (("r", body["recency_days"]), ("f", body["orders"])):
+                low, high = explanation[axis]["min"], explanation[axis]["max"]
+                assert (low is None or low <= value) and (high is None or value <= high), axis
+            assert explanation["rule"]["name"] == body["segment"]
