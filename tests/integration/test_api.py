@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -32,6 +33,7 @@ from stream.api.app import build_app
 from stream.api.routes import RUNTIME
 from stream.pipeline import RawRecord
 from stream.runtime import Runtime
+from tests.conftest import RedisFactory
 from tests.support.harness import ROOT, free_port, run_cli, settings_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -439,3 +441,28 @@ async def test_quintile_explanation_reads_the_boundaries_of_the_last_pass(
                 low, high = explanation[axis]["min"], explanation[axis]["max"]
                 assert (low is None or low <= value) and (high is None or value <= high), axis
             assert explanation["rule"]["name"] == body["segment"]
+
+
+async def test_redis_down_is_a_500_or_a_cut_stream_never_internals(
+    env: dict[str, str], private_redis: RedisFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A paged request gets the generic 500; a stream, whose 200 is already sent, is cut
+    before its final chunk so the client sees an incomplete body, not a short segment."""
+    server = private_redis()
+    own_env = {**env, "RFM_REDIS_URL": server.url, "RFM_REDIS_CONNECT_TIMEOUT": "1"}
+    await _fill(own_env, 20)
+    async with TestClient(TestServer(build_app(settings_of(own_env)))) as c:
+        status, _ = await _get(c, "/v1/segments/new/customers")
+        assert status == 200
+        server.kill()
+        with caplog.at_level(logging.ERROR):
+            status, body = await _get(c, "/v1/segments/new/customers")
+            assert (status, body["error"]) == (500, "internal_error")
+            assert "Redis" not in body["message"] and "Error" not in body["message"]
+            response = await c.get(
+                "/v1/segments/new/customers", params={"stream": "1"}, headers=_auth()
+            )
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+    assert "segment stream failed part-way; connection cut" in caplog.text
