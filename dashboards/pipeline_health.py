@@ -1,5 +1,5 @@
 """The "rfm-stream / Pipeline health" dashboard: throughput, lag, latency, dead letters,
-Redis, workers and the outbox."""
+Redis, workers, the outbox and the query API."""
 
 from __future__ import annotations
 
@@ -275,6 +275,45 @@ def pipeline_health() -> Json:
             description="One chunk of outbox records, until the broker acked it.",
         ),
         8,
+    )
+
+    lay.row("Query API")
+    lay.add(
+        timeseries(
+            "Query API requests by route and status",
+            [
+                q(
+                    or_zero(
+                        f"sum by (route, status) (rate(rfm_api_requests_total{{{J}}}[{RATE}]))"
+                    ),
+                    "{{route}} {{status}}",
+                )
+            ],
+            unit="reqps",
+            stack=True,
+            description="rfm-stream serve, scraped on its own /metrics (RFM_API_PORT): "
+            "requests by route template and HTTP status (401: bad tokens, 5xx: see its log). "
+            "Zero when no API is scraped.",
+        ),
+        12,
+    )
+    lay.add(
+        timeseries(
+            "Query API latency by route",
+            [
+                q(
+                    or_zero(
+                        f"histogram_quantile({p}, sum by (le, route) "
+                        f"(rate(rfm_api_request_seconds_bucket{{{J}}}[{RATE}])))"
+                    ),
+                    f"p{round(p * 100)} {{{{route}}}}",
+                )
+                for p in (0.5, 0.99)
+            ],
+            unit="s",
+            description="Until the last byte; a streamed segment counts its whole walk.",
+        ),
+        12,
     )
     return dashboard(
         "rfm-pipeline-health",

@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 EVENT_AGE_BUCKETS = (0.1, 0.5, 1, 5, 30, 60, 300, 3600, 21600, 86400, 604800, 2592000)
@@ -121,6 +121,23 @@ OUTBOX_PUBLISH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 BUILD = Info("rfm_build", "Version and configuration of this worker")
+
+# The query API (``rfm-stream serve``) is its own process with its own /metrics: its
+# registry holds only these, so it never shows a worker's series at zero.
+API_REGISTRY = CollectorRegistry()
+API_REQUESTS = Counter(
+    "rfm_api_requests_total",
+    "Query API requests by route template (never a customer id) and HTTP status",
+    ["route", "status"],
+    registry=API_REGISTRY,
+)
+API_SECONDS = Histogram(
+    "rfm_api_request_seconds",
+    "Query API request latency by route template, until the last byte (streams included)",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+    registry=API_REGISTRY,
+)
 
 
 def count_outcomes(topic: str, outcomes: Iterable[str]) -> None:

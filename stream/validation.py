@@ -24,7 +24,7 @@ import orjson
 from state.model import EventKind, OrderEvent, Rejection
 from state.money import CurrencyTable, MoneyError, is_currency_code
 
-__all__ = ["REASONS", "ValidationRules", "parse_order"]
+__all__ = ["REASONS", "ValidationRules", "id_problem", "parse_order"]
 
 # Stable codes for dead-letter records and metrics; the last three come from the state layer
 # (refund/cancel of an unseen order, refund of a cancelled order, a bug while applying).
@@ -186,12 +186,10 @@ def _optional_id(doc: dict[str, Any], name: str, rules: ValidationRules) -> str 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-MAX_ID_LENGTH: Final = ValidationRules.max_id_length
-
-
-def id_problem(value: str, max_length: int = MAX_ID_LENGTH) -> str | None:
-    """Why an id would be refused as input (None when it is acceptable): the CLI and other
-    entry points that take a customer id refuse the same ids the worker does."""
+def id_problem(value: str, rules: ValidationRules | None = None) -> str | None:
+    """What is wrong with an id as the worker judges it (None: nothing): the CLI and the
+    query API refuse exactly the ids no event can have created."""
+    max_length = rules.max_id_length if rules is not None else ValidationRules.max_id_length
     return _id_problem(value, max_length)
 
 

@@ -9,6 +9,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from state.erasure import Eraser
+from state.hooks import NO_FAULTS, FaultHooks
 from stream.cli.main import EXIT_USAGE, run_async
 from stream.runtime import Runtime
 from stream.settings import Settings
@@ -16,7 +17,7 @@ from stream.topics import ensure_topics
 from stream.validation import id_problem
 
 
-def forget(settings: Settings, args: argparse.Namespace) -> int:
+def forget(settings: Settings, args: argparse.Namespace, hooks: FaultHooks = NO_FAULTS) -> int:
     customer_id: str = args.customer_id
     problem = id_problem(customer_id)
     if problem:
@@ -24,7 +25,7 @@ def forget(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def go() -> int:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, hooks)
         try:
             await runtime.redis.ping()
             scoring = settings.scoring

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("segments", help="segment sizes")
     p = sub.add_parser("forget", help="erase one customer (right to erasure); emits 'erased'")
     p.add_argument("customer_id")
+    sub.add_parser("serve", help="the read-only HTTP query API (RFM_API_HOST, RFM_API_PORT)")
     return parser
 
 
@@ -56,6 +57,7 @@ _COMMANDS = {
     "export": ("stream.cli.queries", "export"),
     "segments": ("stream.cli.queries", "segments"),
     "forget": ("stream.cli.erase", "forget"),
+    "serve": ("stream.cli.serve", "run"),
 }
 
 

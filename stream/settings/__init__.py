@@ -5,15 +5,16 @@ Each setting comes from its ``RFM_<NAME>`` variable in the environment, else fro
 one flat table), else its default. A wrong value fails at start with a message naming the
 variable, never later in the middle of a stream. ``Settings`` groups them in sections
 (``settings.kafka.bootstrap``, ``settings.redis.url``, ``settings.scoring.mode``,
-``settings.operations.web_port``); the variable names stay flat, as documented. Every
-section parses its fields in ``__post_init__``, so ``load_settings``, ``Settings.with_values``
-and even ``dataclasses.replace`` or a direct constructor call all check them the same way.
+``settings.operations.web_port``, ``settings.api.port``); the variable names stay flat, as
+documented. Every section parses its fields in ``__post_init__``, so ``load_settings``,
+``Settings.with_values`` and even ``dataclasses.replace`` or a direct constructor call all
+check them the same way.
 The README's table is made from these declarations (``python -m stream.settings`` prints it;
 tests/unit/test_readme_settings.py keeps the README in step).
 
 The package, one concern a module: ``fields`` (the ``_setting`` declaration, the parsers,
 ``Secret`` and the ``_Section`` base), one module per section (``kafka``, ``redis``,
-``scoring``, ``operations``), and ``loading`` (``Settings``, ``load_settings``, the
+``scoring``, ``operations``, ``api``), and ``loading`` (``Settings``, ``load_settings``, the
 ``--config`` file, the README tables). Import from ``stream.settings``, not the modules.
 
 Why not pydantic-settings, the usual choice: it would bring pydantic and pydantic-core (a
@@ -30,6 +31,7 @@ translated back to the variable, and values like ``30,60,90,120`` would need per
 comes from field metadata either way.
 """
 
+from stream.settings.api import ApiSettings
 from stream.settings.fields import Secret, SettingsError
 from stream.settings.kafka import KafkaSettings, SaslMechanism, SecurityProtocol
 from stream.settings.loading import Settings, load_settings, markdown_table, settings_table
@@ -38,6 +40,7 @@ from stream.settings.redis import RedisSettings
 from stream.settings.scoring import Clock, ScoringMode, ScoringSettings
 
 __all__ = [
+    "ApiSettings",
     "Clock",
     "KafkaSettings",
     "LogFormat",

@@ -1,4 +1,4 @@
-"""``Settings``, the four sections together, and where their values come from: the
+"""``Settings``, the five sections together, and where their values come from: the
 environment, then the ``--config`` TOML file, then the defaults; and the README's tables."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import Field, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stream.settings.api import ApiSettings
 from stream.settings.fields import SettingsError, _Section, _setting_fields
 from stream.settings.kafka import KafkaSettings
 from stream.settings.operations import OperationsSettings
@@ -21,6 +22,7 @@ _SECTIONS: tuple[tuple[str, str, type[_Section]], ...] = (
     ("redis", "Redis", RedisSettings),
     ("scoring", "Scoring", ScoringSettings),
     ("operations", "Operations", OperationsSettings),
+    ("api", "Query API", ApiSettings),
 )
 
 
@@ -40,6 +42,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     operations: OperationsSettings = field(default_factory=OperationsSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     def __post_init__(self) -> None:
         for name, _, section in _SECTIONS:
@@ -88,6 +91,7 @@ def load_settings(
         redis=RedisSettings(**raw["redis"]),
         scoring=ScoringSettings(**raw["scoring"]),
         operations=OperationsSettings(**raw["operations"]),
+        api=ApiSettings(**raw["api"]),
     )
 
 

@@ -59,6 +59,10 @@ BAD_VALUES: dict[str, list[str]] = {
     "RFM_RELAY_LOCK_TIMEOUT": ["0", "1.5", "ten"],
     "RFM_RELAY_CHUNK": ["0", "-2000", "2k"],
     "RFM_GAUGE_REFRESH_INTERVAL": ["0", "five"],
+    "RFM_API_HOST": ["", " "],
+    "RFM_API_PORT": ["0", "http", "70000"],
+    # too short; a space inside; a comma-separated second token that is too short
+    "RFM_API_TOKENS": ["short", "abcdefgh ijklmnopq", "0123456789abcdef,tiny"],
 }
 
 # Plain text, taken as given: no value of these is refused at start (SASL on without a user
@@ -218,3 +222,15 @@ def test_cli_exits_2_for_segment_rules_that_do_not_exist(
 
 def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def test_api_tokens_never_show_and_split_on_commas() -> None:
+    first, second = "tok-" + "a" * 20, "tok-" + "b" * 20
+    settings = load_settings(env={"RFM_API_TOKENS": f" {first} , {second}"})
+    assert settings.api.token_list == (first, second)
+    for shown in (repr(settings), str(settings.redacted()), repr(settings.api)):
+        assert first not in shown and second not in shown
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={"RFM_API_TOKENS": f"{first},short-secret"})
+    assert "short-secret" not in str(err.value) and first not in str(err.value)
+    assert load_settings(env={}).api.token_list == ()
