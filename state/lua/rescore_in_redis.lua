@@ -60,6 +60,9 @@ if call.watermark_key and retention_ms > 0 then
   local mark = watermark(call.watermark_key)
   prune_before = mark and mark - retention_ms
 end
+-- Never past as_of's own horizon: a pass scoring as of a time the watermark has since passed
+-- (the order path goes on while a pass runs) must not delete records its windows count.
+if prune_before and prune_before > as_of - retention_ms then prune_before = as_of - retention_ms end
 local prune_lag = prune_before and math.max(0, as_of - prune_before - retention_ms) or 0
 local any_dirty = redis.call('SCARD', dirty_key) > 0
 -- Type checks of the keys only written at the end.

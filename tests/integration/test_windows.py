@@ -38,9 +38,17 @@ PROFILE = ShopProfile(
 )
 
 
-@pytest.mark.parametrize("window_days", [0, 30, 365])
+@pytest.mark.parametrize(
+    ("window_days", "scoring"),
+    [(0, "thresholds"), (30, "thresholds"), (365, "thresholds"), (30, "quintiles")],
+)
 def test_windows_equal_the_batch_computation(
-    window_days: int, kafka_bootstrap: str, redis_url: str, topic_prefix: str, tmp_path: Path
+    window_days: int,
+    scoring: str,
+    kafka_bootstrap: str,
+    redis_url: str,
+    topic_prefix: str,
+    tmp_path: Path,
 ) -> None:
     env = rfm_env(
         kafka_bootstrap,
@@ -49,6 +57,7 @@ def test_windows_equal_the_batch_computation(
         tmp_path,
         RFM_CLOCK="event",
         RFM_WINDOW_DAYS=str(window_days),
+        RFM_SCORING=scoring,
     )
     settings = settings_of(env)
     events = list(generate_history(PROFILE))
