@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from state.keys import Keys
-from state.model import MS_PER_DAY, CustomerState
+from state.model import MS_PER_DAY, CustomerState, now_ms
 from state.store import InputRecord
 from stream.runtime import Runtime
 from stream.settings import load_settings
@@ -209,3 +209,28 @@ async def test_records_past_the_retention_are_deleted_and_lifetime_stays(
     state = await runtime.reader.customer("old")
     assert state is not None and (state.first_ms, state.last_ms, state.orders) == (D0, D0, 1)
     await assert_as_oracle(feed, ["old"], D0 + 72 * DAY)
+
+
+async def test_too_old_by_the_wall_clock(redis_url: str) -> None:
+    """RFM_CLOCK=wall: the retention is measured against now, as the oracle measures it."""
+    env = {**ENV, "RFM_CLOCK": "wall", "RFM_REDIS_URL": redis_url}
+    rt = Runtime.build(load_settings(env=env))
+    try:
+        now = now_ms()
+        retention = 60 * DAY
+        values = [
+            event("purchase", "w", "w1", now - retention - DAY),  # too old to deduplicate
+            event("purchase", "w", "w2", now - retention + DAY),  # kept: a day inside
+            event("refund", "w", "w1", now - DAY, "1.00", refund_id="r1"),  # of a too old one
+            event("purchase", "w", "w2", now - retention + DAY),  # a duplicate, recognised
+        ]
+        rules = ValidationRules(currencies=rt.settings.scoring.currencies)
+        records = [
+            InputRecord(0, i, None, v, parse_order(v, rules, now)) for i, v in enumerate(values)
+        ]
+        applied = await rt.store.apply_orders("orders", records)
+        history = fold(values, Config.from_env(env), now)
+        assert Counter(applied.outcomes) == history.outcomes
+        assert applied.outcomes == ["dlq:too_old", "applied", "dlq:unknown_order", "duplicate"]
+    finally:
+        await rt.close()
