@@ -26,12 +26,13 @@ from state.money import CurrencyTable, MoneyError, is_currency_code
 
 __all__ = ["REASONS", "ValidationRules", "id_problem", "parse_order"]
 
-# Stable codes for dead-letter records and metrics; the last three come from the state layer
-# (refund/cancel of an unseen order, refund of a cancelled order, a bug while applying).
+# Stable codes for dead-letter records and metrics; the last four come from the state layer
+# (refund/cancel of an unseen order, refund of a cancelled order, an event older than the
+# order retention, a bug while applying).
 REASONS: Final[tuple[str, ...]] = (
     "payload_too_large", "malformed_json", "not_an_object", "missing_field", "invalid_field",
     "invalid_type", "invalid_amount", "negative_amount", "amount_too_large", "unknown_currency",
-    "invalid_timestamp", "timestamp_in_future", "unknown_order", "order_cancelled",
+    "invalid_timestamp", "timestamp_in_future", "unknown_order", "order_cancelled", "too_old",
     "internal_error",
 )  # fmt: skip
 

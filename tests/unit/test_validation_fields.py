@@ -35,6 +35,7 @@ def test_reasons_are_stable() -> None:
         "timestamp_in_future",
         "unknown_order",
         "order_cancelled",
+        "too_old",
         "internal_error",
     )
 
