@@ -50,8 +50,8 @@ class Feed:
     """Batches applied in publish order on one partition, as the worker applies them, and
     the same values folded by the oracle."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self, rt: Runtime, env: dict[str, str] = ENV) -> None:
+        self.rt, self.env = rt, env
         self.rules = ValidationRules(currencies=rt.settings.scoring.currencies)
         self.values: list[bytes] = []
         self.outcomes: Counter[str] = Counter()
@@ -70,7 +70,7 @@ class Feed:
         await self.rt.rescorer.rescore_touched(applied.touched, applied.clock_ms)
 
     def oracle(self, as_of: int) -> dict[str, Expected]:
-        config = Config.from_env(ENV)
+        config = Config.from_env(self.env)
         history = fold(self.values, config, D0 + 1000 * DAY)
         assert Counter(history.outcomes) == +self.outcomes, "outcomes differ from the oracle"
         return expected(history, config, as_of)
@@ -234,3 +234,36 @@ async def test_too_old_by_the_wall_clock(redis_url: str) -> None:
         assert applied.outcomes == ["dlq:too_old", "applied", "dlq:unknown_order", "duplicate"]
     finally:
         await rt.close()
+
+
+async def test_changing_the_window_on_existing_state(redis_url: str) -> None:
+    """Orders applied under another window length (or none) never leave a stale window
+    behind: each customer's window is derived again the first time it is scored, and a full
+    pass re-derives everyone's."""
+
+    def runtime_with(window: str) -> Runtime:
+        env = {**ENV, "RFM_REDIS_URL": redis_url, "RFM_WINDOW_DAYS": window}
+        return Runtime.build(load_settings(env=env))
+
+    thirty, whole, ninety = runtime_with("30"), runtime_with("0"), runtime_with("90")
+    try:
+        feed = Feed(thirty)
+        await feed.apply(
+            event("purchase", "s", "s1", D0),
+            event("purchase", "t", "t1", D0 + 5 * DAY),
+        )
+        feed.rt = whole  # the same partition and offsets, applied with the whole history
+        await feed.apply(
+            event("purchase", "s", "s2", D0 + 10 * DAY, "40.00"),
+            event("refund", "s", "s1", D0 + 11 * DAY, "2.00", refund_id="r"),
+        )
+        feed.rt = thirty  # back to 30 days: s's window was dropped, t's is still right
+        await feed.apply(event("purchase", "s", "s3", D0 + 12 * DAY, "5.00"))
+        await assert_as_oracle(feed, ["s"], D0 + 12 * DAY)
+        feed.rt = ninety  # a full pass with another length re-derives every window
+        await ninety.rescorer.full_pass(D0 + 40 * DAY)
+        feed.env = {**ENV, "RFM_WINDOW_DAYS": "90"}
+        await assert_as_oracle(feed, ["s", "t"], D0 + 40 * DAY)
+    finally:
+        for rt in (thirty, whole, ninety):
+            await rt.close()
