@@ -17,12 +17,16 @@ The outbox entry is ``t=chg, k=<customer id>, v=<record>`` (the id is the Kafka 
 key too); the record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``,
 currency codes are three letters; ``''`` for none):
 ``seq,previous,segment,scores,orders,spend_minor,exponent,currency,as_of_ms,cause,``
-``lifetime_orders,lifetime_spend_minor,window_days``
+``lifetime_orders,lifetime_spend_minor,window_days,since``
 where seq and the order counts and spends are base 36 (a leading ``-`` when negative),
 orders and spend_minor are the window's (what F and M were scored on), scores is the
 three digits r, f, m followed by the recency days in base 36 (``''`` without scores), and
-exponent, as_of_ms and window_days are decimal. Records of the ten first fields only were
-queued by versions before windows: their values are whole histories (window_days 0).
+exponent, as_of_ms and window_days are decimal. ``since`` is when the customer entered the
+segment: ``''`` for a change (it entered it at as_of), base 36 for an announcement of the
+segment it is in, ``?`` for an announcement whose since is unknown (a profile from before
+the history). Records of the ten first fields only were queued by versions before windows:
+their values are whole histories (window_days 0); records of thirteen by versions before
+the history (since as ``''``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
 _NAMESPACE = EVENT_NAMESPACE.bytes
 RECORD_KIND = b"chg"  # outbox entry type of a change record
 JSON_KIND = b"seg"  # outbox entry type of a rendered event (queued by earlier versions)
-_FIELDS = 13
+_FIELDS = 14
+_FIELDS_BEFORE_HISTORY = 13
 _FIELDS_BEFORE_WINDOWS = 10
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -80,14 +85,17 @@ def change_record(
     lifetime_orders: int,
     lifetime_spend_minor: int,
     window_days: int,
+    since: int | str | None = None,
 ) -> bytes:
     """``seq`` is the change's own number (the customer's previous one + 1); ``orders`` and
-    ``spend_minor`` the window's."""
+    ``spend_minor`` the window's; ``since`` when the segment was entered, None for a change
+    (as_of), ``"?"`` for an announcement whose since is unknown."""
+    since_text = "" if since is None else since if isinstance(since, str) else base36(since)
     rfm = f"{scores.r}{scores.f}{scores.m}{base36(scores.recency_days)}" if scores else ""
     return (
         f"{base36(seq)},{previous or ''},{segment or ''},{rfm},{base36(orders)},"
         f"{base36(spend_minor)},{exponent},{currency},{as_of_ms},{cause},"
-        f"{base36(lifetime_orders)},{base36(lifetime_spend_minor)},{window_days}"
+        f"{base36(lifetime_orders)},{base36(lifetime_spend_minor)},{window_days},{since_text}"
     ).encode("ascii")
 
 
@@ -106,14 +114,16 @@ def base36(n: int) -> str:
 def render(customer_id: bytes, record: bytes) -> bytes:
     """The published event: orjson's compact JSON, fields in this order."""
     commas = record.count(b",")
-    if commas not in (_FIELDS - 1, _FIELDS_BEFORE_WINDOWS - 1):
+    if commas not in (_FIELDS - 1, _FIELDS_BEFORE_HISTORY - 1, _FIELDS_BEFORE_WINDOWS - 1):
         raise ChangeRecordError(f"change record of {customer_id!r} has not {_FIELDS} fields")
     try:
         parts = record.decode("ascii").split(",")
         if len(parts) == _FIELDS_BEFORE_WINDOWS:
             parts += [parts[4], parts[5], "0"]
+        if len(parts) == _FIELDS_BEFORE_HISTORY:
+            parts.append("")
         seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = parts[:10]
-        lifetime_orders, lifetime_spend, window_days = parts[10:]
+        lifetime_orders, lifetime_spend, window_days, since_ = parts[10:]
         cid, seq = customer_id.decode("utf-8"), int(seq_, 36)
         previous, segment = prev or None, seg or None
         r, f, m, days = (
@@ -138,6 +148,7 @@ def render(customer_id: bytes, record: bytes) -> bytes:
                 "window_days": int(window_days),
                 "currency": currency,
                 "as_of": _iso(int(as_of)),
+                "segment_since": _since(since_, as_of),
                 "cause": cause,
                 "sequence": seq,
                 "schema_version": SCHEMA_VERSION,
@@ -145,6 +156,15 @@ def render(customer_id: bytes, record: bytes) -> bytes:
         )
     except (ValueError, IndexError) as e:  # UnicodeDecodeError included
         raise ChangeRecordError(f"change record of {customer_id!r} is malformed: {e}") from e
+
+
+def _since(text: str, as_of: str) -> str | None:
+    """When the segment was entered: the change's as_of, or what an announcement says."""
+    if text == "":
+        return _iso(int(as_of))
+    if text == "?":
+        return None
+    return _iso(int(text, 36))
 
 
 @lru_cache(maxsize=256)
