@@ -4,13 +4,16 @@
 -- numbers in base 36 (a leading '-' when negative), '' where there is none:
 --   first (epoch ms), last - first, orders, spend (minor units), version, partition,
 --   segment code, seq, scores ("rfm" digits then recency days in base 36), as_of,
---   previous segment code, segment since (epoch ms: the as_of of the change that put the
---   customer in its segment), due (ms)
+--   previous segment code, segment since (the as_of of the change that put the customer in
+--   its segment: as_of - since, or epoch ms where the profile has no as_of), due (ms)
 -- Profiles written before the segment history have eleven fields (no previous segment, no
--- since): they read as unknown ('' and nil) and gain both at their next write.
+-- since): they read as unknown ('' and nil), are written in thirteen fields at their next
+-- write and hold both from their next segment change.
 -- Why so terse: Redis keeps a bucket as a listpack only while every value stays under
--- 64 bytes, and a listpack entry costs its bytes plus about two; this layout is ~50 bytes
--- without the history, ~60 with it (tests/integration/test_segment_history.py measures).
+-- 64 bytes, and a listpack entry costs its bytes plus about two; this layout is ~54 bytes
+-- without the history (the previous segment and since) and ~60 with it. Since is kept
+-- relative to as_of because a customer rescored into its segment holds '0' there, not
+-- eight digits (tests/integration/test_segment_history.py measures).
 -- Segment names are stored once, as codes, in the segment-codes hash ("n:<name>" -> code,
 -- "c:<code>" -> name). Python never sees this format: scripts return profiles in the field
 -- order of state/reads.py's PROFILE_FIELDS, numbers in decimal.
@@ -86,11 +89,13 @@ local function unpack_profile(value)  -- nil for a customer that does not exist
   end
   local first, orders, spend, as_of, due_ms = dec(f), dec(n), dec(sp), dec(at), dec(due)
   local last = first and first + dec(l)
+  local since_ms = dec(since)
+  if since_ms and as_of then since_ms = as_of - since_ms end
   return { first = first, last = last, orders = orders, spend = spend, version = dec(v),
     partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = as_of, due = due_ms,
-    prev = pg, since = dec(since),
+    prev = pg, since = since_ms,
     was_first = first, was_last = last, was_orders = orders, was_spend = spend,
-    was_as_of = as_of, was_due = due_ms, was_since = dec(since), text_since = since,
+    was_as_of = as_of, was_due = due_ms, was_since = since_ms, text_since = since,
     text_f = f, text_l = l, text_n = n, text_sp = sp, text_at = at, text_due = due }
 end
 
@@ -115,13 +120,15 @@ local function pack_profile(t)
     at = last_as_of_text
   end
   local due = (t.due == t.was_due) and t.text_due or enc(t.due)
-  local since = ''
-  if t.since ~= nil then
-    if t.since == t.was_since then
-      since = t.text_since
-    else
-      since = (t.since == t.as_of) and at or enc(t.since)
-    end
+  local since
+  if t.since == nil then
+    since = ''
+  elseif t.since == t.was_since and t.as_of == t.was_as_of then
+    since = t.text_since
+  elseif t.as_of == nil then
+    since = enc(t.since)
+  else
+    since = enc(t.as_of - t.since)
   end
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(t.version) .. ',' ..
     enc(t.partition) .. ',' .. t.seg .. ',' .. enc(t.seq) .. ',' .. t.scores .. ',' .. at ..

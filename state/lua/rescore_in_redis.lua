@@ -189,11 +189,11 @@ end
 -- repack cost more than the scoring (tests/integration/test_rescore_in_redis.py compares
 -- both routes with the Python route, key for key). nil: take rescore().
 local TEXT =
-  '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,[^,]*,([^,]*),([^,]*),([^,]*)$'
+  '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,([^,]*),([^,]*),([^,]*),([^,]*)$'
 local as_of_text = enc(as_of)
 local function rescore_text(value, cid, w)
   if announce then return nil end
-  local f, l, n, sp, v, p, g, q, pg, since, due = string.match(value, TEXT)
+  local f, l, n, sp, v, p, g, q, at, pg, since, due = string.match(value, TEXT)
   if not f or f == '' then return nil end  -- no orders, or a profile before the history
   local lifetime_orders, last = dec(n), dec(f) + dec(l)
   if lifetime_orders <= 0 then return nil end
@@ -209,7 +209,11 @@ local function rescore_text(value, cid, w)
   if code ~= g then
     q = enc(dec(q) + 1)
     change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp, '')
-    pg, since = g, as_of_text
+    pg, since = g, '0'  -- entered at as_of: as_of - since is 0
+  elseif since ~= '' and at ~= as_of_text then  -- since is kept relative to as_of
+    local since_ms = dec(since)
+    if at ~= '' then since_ms = dec(at) - since_ms end
+    since = enc(as_of - since_ms)
   end
   local old_due = dec(due)
   if due_ms ~= old_due then due = enc(due_ms) end
