@@ -79,8 +79,10 @@ def change_record_of(
     """The outbox record of this change (state/change_events.py): the relay renders it.
     An announcement of the segment the customer is in carries when it was entered."""
     since: int | str | None = None
+    profile_previous = None
     if (segment or None) == (state.segment or None):
         since = state.segment_since_ms if state.segment_since_ms is not None else "?"
+        profile_previous = state.previous_segment
     return change_record(
         state.seq + 1,
         state.segment,
@@ -96,6 +98,9 @@ def change_record_of(
         state.spend_minor,
         0,
         since,
+        state.first_ms,
+        state.last_ms,
+        profile_previous,
     )
 
 

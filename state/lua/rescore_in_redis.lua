@@ -114,11 +114,13 @@ end
 local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
   ARGV[1] .. ',' .. cause
 local days_text = ',' .. string.format('%d', window_days)
+-- since, first, last and profile_previous as change_events.change_record has them.
 local function change_of(cid, partition, previous, segment, seq, scores, orders, spend,
-    lifetime_orders, lifetime_spend, since)
+    lifetime_orders, lifetime_spend, since, first, last, profile_previous)
   return { partition, cid, seq .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
     orders .. ',' .. spend .. record_tail .. ',' .. lifetime_orders .. ',' .. lifetime_spend ..
-    days_text .. ',' .. since, previous, segment }
+    days_text .. ',' .. since .. ',' .. first .. ',' .. last .. ',' .. profile_previous,
+    previous, segment }
 end
 
 -- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
@@ -164,15 +166,18 @@ local function rescore(t, cid, w)
   if segment ~= previous or announce then
     -- An announcement of the same segment carries when it was entered ('?': unknown, a
     -- profile from before the history); a change entered it at as_of ('').
-    local since = ''
+    local since, profile_previous = '', ''
     if segment ~= previous then
       enter_segment(t, code_of(codes_key, segment), as_of)
     else
       since = t.since and enc(t.since) or '?'
+      profile_previous = name_of(codes_key, t.prev)
     end
     t.seq = t.seq + 1
+    local first, last = '', ''
+    if t.first then first, last = enc(t.first), enc(t.last - t.first) end
     change = change_of(cid, t.partition, previous, segment, enc(t.seq), scores, enc(orders),
-      enc(spend), enc(t.orders), enc(t.spend), since)
+      enc(spend), enc(t.orders), enc(t.spend), since, first, last, profile_previous)
   end
   local old_due = t.due
   t.scores = scores
@@ -208,7 +213,7 @@ local function rescore_text(value, cid, w)
   local change
   if code ~= g then
     q = enc(dec(q) + 1)
-    change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp, '')
+    change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp, '', f, l, '')
     pg, since = g, '0'  -- entered at as_of: as_of - since is 0
   elseif since ~= '' and at ~= as_of_text then  -- since is kept relative to as_of
     local since_ms = dec(since)

@@ -33,7 +33,7 @@ def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
                            AS_OF, "recency", 9, 200000, 365)  # fmt: skip
     # seq 12, scores 4 3 5 and 45 days, 7 orders, spend 123456 in the window, 9 orders and
     # 200000 in all: base 36 as in the profile
-    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365,"
+    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365,,,,"
     assert render(cid.encode(), record) == (
         b'{"event_id":"16956e5f-3fd3-55c6-8344-ceb84898c59d","customer_id":"c-\\"42\\"\\\\ '
         b'\xc3\xa9","previous_segment":"loyal","segment":"champions","r":4,"f":3,"m":5,'
@@ -66,7 +66,7 @@ def test_records_before_the_history_and_announcements_tell_since() -> None:
     assert orjson.loads(render(b"c1", before))["segment_since"] == "2026-01-01T00:00:00.000Z"
     known = change_record(4, "loyal", "loyal", Scores(4, 3, 5, 45), 7, 1, 2, "EUR", AS_OF,
                           "rescore", 7, 1, 0, AS_OF - 86_400_000)  # fmt: skip
-    assert known.endswith(b",0," + base36(AS_OF - 86_400_000).encode())
+    assert known.endswith(b",0," + base36(AS_OF - 86_400_000).encode() + b",,,")
     assert orjson.loads(render(b"c1", known))["segment_since"] == "2025-12-31T00:00:00.000Z"
     unknown = change_record(4, "loyal", "loyal", Scores(4, 3, 5, 45), 7, 1, 2, "EUR", AS_OF,
                             "rescore", 7, 1, 0, "?")  # fmt: skip
@@ -76,7 +76,7 @@ def test_records_before_the_history_and_announcements_tell_since() -> None:
 def test_a_customer_left_without_orders_renders_nulls() -> None:
     record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order",
                            0, -250, 0)  # fmt: skip
-    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order,0,-6y,0,"
+    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order,0,-6y,0,,,,"
     assert render(b"c9", record) == (
         b'{"event_id":"28d94f43-51ee-53ae-9134-318057dfa961","customer_id":"c9",'
         b'"previous_segment":"at_risk","segment":null,"r":null,"f":null,"m":null,'
