@@ -61,6 +61,12 @@ class KafkaSettings(_Section):
     changes_topic: str = _setting(
         "RFM_CHANGES_TOPIC", "rfm.segment-changes", _text, "Output topic of segment changes"
     )
+    snapshot_topic: str = _setting(
+        "RFM_SNAPSHOT_TOPIC",
+        "rfm.customer-segments",
+        _free_text,
+        "Compacted topic of each customer's profile as of its last segment change (empty: none)",
+    )
     partitions: int = _setting(
         "RFM_PARTITIONS",
         "8",
