@@ -5,6 +5,10 @@ customer, the last change (topic order, deduplicated by event id) says from wher
 Checked as the order path left the state (the Python route scores a batch's customers in
 Redis with rescore_in_redis.lua, both its routes) and after a full rescoring pass.
 
+The snapshot topic (RFM_SNAPSHOT_TOPIC, compacted), read from the start keeping each
+key's latest value, agrees with ``export``: the same customers (those ever given a segment),
+each as of its last segment change; a customer erased has a tombstone as its latest value.
+
 Also: the packed profile's length (the 64-byte listpack limit, state/lua/profile.lua), and
 profiles written before the history (eleven fields) read as unknown and gain both fields
 at their next segment change."""
@@ -30,6 +34,7 @@ from tests.support.harness import (
     accounted,
     outbox_empty,
     produce,
+    read_topic,
     rfm_env,
     run_cli,
     settings_of,
@@ -77,6 +82,47 @@ def assert_history_matches(env: dict[str, str], when: str) -> dict[str, dict[str
     return profiles
 
 
+HISTORY = ("segment", "previous_segment", "segment_since")
+
+
+def read_snapshot(env: dict[str, str]) -> dict[str, dict[str, Any] | None]:
+    """The snapshot topic from the start, the latest value per key (None: a tombstone)."""
+    latest: dict[str, dict[str, Any] | None] = {}
+    for record in read_topic(env["RFM_KAFKA_BOOTSTRAP"], env["RFM_SNAPSHOT_TOPIC"]):
+        assert record.key is not None
+        latest[record.key.decode()] = None if record.value is None else orjson.loads(record.value)
+    return latest
+
+
+def assert_snapshot_matches(
+    env: dict[str, str], profiles: dict[str, dict[str, Any]], when: str
+) -> None:
+    """Every customer ever given a segment has a snapshot, and no one else; each holds its
+    profile's segment, previous segment and since (what a consumer of the segments needs
+    current), in ``export``'s fields and order plus ``sequence``; its scores, counts and
+    as_of are those of its last change event (a later write that changed no segment, e.g. a
+    late order scored at the same clock, queued no change and so no snapshot)."""
+    snapshot = read_snapshot(env)
+    changes = read_changes(env["RFM_KAFKA_BOOTSTRAP"], env["RFM_CHANGES_TOPIC"])
+    changed = {cid for cid, p in profiles.items() if p["segment_since"] is not None}
+    assert set(snapshot) == changed, f"{when}: {set(snapshot) ^ changed}"
+    wrong, whole = [], 0
+    same_as_event = ("r", "f", "m", "recency_days", "orders", "spend", "lifetime_orders",
+                     "lifetime_spend", "window_days", "currency", "sequence")  # fmt: skip
+    for cid, snap in snapshot.items():
+        assert snap is not None, (when, cid)
+        p, last = profiles[cid], changes.by_customer[cid][-1]
+        assert snap["customer_id"] == cid
+        assert list(snap) == [*p, "sequence"], (when, list(snap), list(p))
+        if any(snap[k] != p[k] for k in HISTORY):
+            wrong.append((cid, {k: (snap[k], p[k]) for k in HISTORY}))
+        if any(snap[k] != last[k] for k in same_as_event):
+            wrong.append((cid, {k: (snap[k], last[k]) for k in same_as_event}))
+        whole += {k: snap[k] for k in p} == p
+    assert not wrong, f"{when}: {len(wrong)} snapshots differ, e.g. {wrong[:3]}"
+    print(f"{when}: {len(snapshot)} snapshots, {whole} equal to export in every field")
+
+
 def packed_profiles(r: redis.Redis) -> list[bytes]:
     keys = Keys()
     values: list[bytes] = []
@@ -113,15 +159,25 @@ def test_profile_history_equals_the_change_topic(
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
-    assert_history_matches(env, "the order path")
+    profiles = assert_history_matches(env, "the order path")
+    assert_snapshot_matches(env, profiles, "the order path")
 
     r = redis.Redis.from_url(redis_url)
     assert report_lengths(r, "the order path") < 64
 
     # A full pass as of a day after the last event: every customer's R drops where due.
     rescore(env, iso(PROFILE.end_ms + 120 * MS_PER_DAY))
-    assert_history_matches(env, "after a rescoring pass")
+    profiles = assert_history_matches(env, "after a rescoring pass")
     assert report_lengths(r, "after a rescoring pass") < 64
+    assert_snapshot_matches(env, profiles, "after a rescoring pass")
+
+    # An erasure: the customer's latest snapshot is a tombstone.
+    gone = next(cid for cid, p in profiles.items() if p["segment"] is not None)
+    done = run_cli(env, "forget", gone)
+    assert done.returncode == 0, done.stderr[-3000:]
+    snapshot = read_snapshot(env)
+    assert gone in snapshot and snapshot[gone] is None
+    assert all(v is not None for cid, v in snapshot.items() if cid != gone)
 
 
 def test_a_profile_from_before_the_history_reads_as_unknown(
