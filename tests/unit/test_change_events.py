@@ -20,6 +20,7 @@ from state.change_events import (
     base36,
     change_record,
     render,
+    render_snapshot,
 )
 from state.model import Scores, iso_utc
 from state.money import format_minor
@@ -71,6 +72,46 @@ def test_records_before_the_history_and_announcements_tell_since() -> None:
     unknown = change_record(4, "loyal", "loyal", Scores(4, 3, 5, 45), 7, 1, 2, "EUR", AS_OF,
                             "rescore", 7, 1, 0, "?")  # fmt: skip
     assert orjson.loads(render(b"c1", unknown))["segment_since"] is None
+
+
+def test_a_snapshot_is_the_profile_as_of_the_change() -> None:
+    """The fields of ``rfm-stream export`` in its order, then the change's sequence."""
+    first, last = AS_OF - 90 * 86_400_000, AS_OF - 45 * 86_400_000
+    record = change_record(12, "loyal", "champions", Scores(4, 3, 5, 45), 7, 123456, 2, "EUR",
+                           AS_OF, "recency", 9, 200000, 365, None, first, last)  # fmt: skip
+    assert orjson.loads(render_snapshot(b"c1", record) or b"") == {
+        "customer_id": "c1",
+        "first_purchase_at": iso_utc(first),
+        "last_purchase_at": iso_utc(last),
+        "orders": 7,
+        "spend": "1234.56",
+        "lifetime_orders": 9,
+        "lifetime_spend": "2000.00",
+        "window_days": 365,
+        "currency": "EUR",
+        "recency_days": 45,
+        "r": 4,
+        "f": 3,
+        "m": 5,
+        "segment": "champions",
+        "previous_segment": "loyal",
+        "segment_since": iso_utc(AS_OF),
+        "as_of": iso_utc(AS_OF),
+        "sequence": 12,
+    }
+    # an announcement: the profile's own previous segment and since
+    again = change_record(13, "champions", "champions", Scores(4, 3, 5, 46), 7, 123456, 2,
+                          "EUR", AS_OF + 86_400_000, "rescore", 9, 200000, 365, AS_OF, first,
+                          last, "loyal")  # fmt: skip
+    snap = orjson.loads(render_snapshot(b"c1", again) or b"")
+    assert (snap["previous_segment"], snap["segment_since"]) == ("loyal", iso_utc(AS_OF))
+    # no orders left: no scores, no as_of (as export shows it)
+    none = change_record(14, "champions", None, None, 0, 0, 2, "EUR", AS_OF, "order", 0, 0, 365)
+    snap = orjson.loads(render_snapshot(b"c1", none) or b"")
+    assert (snap["segment"], snap["as_of"], snap["first_purchase_at"]) == (None, None, None)
+    # an erasure: a tombstone
+    erased = b"e,champions,,,0,0,2,EUR,1767225600000,erased,0,0,365,,,,"
+    assert render_snapshot(b"c1", erased) is None
 
 
 def test_a_customer_left_without_orders_renders_nulls() -> None:
