@@ -17,18 +17,27 @@ The outbox entry is ``t=chg, k=<customer id>, v=<record>`` (the id is the Kafka 
 key too); the record is ASCII, comma-separated (segment names match ``[a-z][a-z0-9_]*``,
 currency codes are three letters; ``''`` for none):
 ``seq,previous,segment,scores,orders,spend_minor,exponent,currency,as_of_ms,cause,``
-``lifetime_orders,lifetime_spend_minor,window_days``
+``lifetime_orders,lifetime_spend_minor,window_days,since,first,last,profile_previous``
 where seq and the order counts and spends are base 36 (a leading ``-`` when negative),
 orders and spend_minor are the window's (what F and M were scored on), scores is the
 three digits r, f, m followed by the recency days in base 36 (``''`` without scores), and
-exponent, as_of_ms and window_days are decimal. Records of the ten first fields only were
-queued by versions before windows: their values are whole histories (window_days 0).
+exponent, as_of_ms and window_days are decimal. ``since`` is when the customer entered the
+segment: ``''`` for a change (it entered it at as_of), base 36 for an announcement of the
+segment it is in, ``?`` for an announcement whose since is unknown (a profile from before
+the history). Records of the ten first fields only were queued by versions before windows:
+their values are whole histories (window_days 0); records of thirteen by versions before
+the history (since as ``''``). ``first`` and ``last`` are the customer's first purchase
+(epoch ms) and last purchase minus first, base 36 as in the profile (``''`` for none), and
+``profile_previous`` the segment before the one an announcement repeats (``''`` for a
+change, whose previous segment is ``previous``): with them the relay renders the customer's
+profile as of the change for the snapshot topic (``render_snapshot``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
@@ -42,7 +51,8 @@ EVENT_NAMESPACE = uuid.UUID("5b0c4f57-3d3e-4f8e-9a3e-2f6f1f0d7a11")
 _NAMESPACE = EVENT_NAMESPACE.bytes
 RECORD_KIND = b"chg"  # outbox entry type of a change record
 JSON_KIND = b"seg"  # outbox entry type of a rendered event (queued by earlier versions)
-_FIELDS = 13
+_FIELDS = 17
+_FIELDS_BEFORE_HISTORY = 13
 _FIELDS_BEFORE_WINDOWS = 10
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -80,14 +90,25 @@ def change_record(
     lifetime_orders: int,
     lifetime_spend_minor: int,
     window_days: int,
+    since: int | str | None = None,
+    first_ms: int | None = None,
+    last_ms: int | None = None,
+    profile_previous: str | None = None,
 ) -> bytes:
     """``seq`` is the change's own number (the customer's previous one + 1); ``orders`` and
-    ``spend_minor`` the window's."""
+    ``spend_minor`` the window's; ``since`` when the segment was entered, None for a change
+    (as_of), ``"?"`` for an announcement whose since is unknown; ``first_ms`` and
+    ``last_ms`` the customer's purchases, ``profile_previous`` the stored previous segment
+    (announcements only)."""
+    since_text = "" if since is None else since if isinstance(since, str) else base36(since)
+    first = "" if first_ms is None else base36(first_ms)
+    last = "" if first_ms is None or last_ms is None else base36(last_ms - first_ms)
     rfm = f"{scores.r}{scores.f}{scores.m}{base36(scores.recency_days)}" if scores else ""
     return (
         f"{base36(seq)},{previous or ''},{segment or ''},{rfm},{base36(orders)},"
         f"{base36(spend_minor)},{exponent},{currency},{as_of_ms},{cause},"
-        f"{base36(lifetime_orders)},{base36(lifetime_spend_minor)},{window_days}"
+        f"{base36(lifetime_orders)},{base36(lifetime_spend_minor)},{window_days},{since_text},"
+        f"{first},{last},{profile_previous or ''}"
     ).encode("ascii")
 
 
@@ -105,46 +126,150 @@ def base36(n: int) -> str:
 
 def render(customer_id: bytes, record: bytes) -> bytes:
     """The published event: orjson's compact JSON, fields in this order."""
+    c = _parse(customer_id, record)
+    try:
+        return orjson.dumps(
+            {
+                "event_id": event_id(c.cid, c.seq, c.previous, c.segment),
+                "customer_id": c.cid,
+                "previous_segment": c.previous,
+                "segment": c.segment,
+                "r": c.r,
+                "f": c.f,
+                "m": c.m,
+                "recency_days": c.days,
+                "orders": c.orders,
+                "spend": format_minor(c.spend, c.exponent),
+                "lifetime_orders": c.lifetime_orders,
+                "lifetime_spend": format_minor(c.lifetime_spend, c.exponent),
+                "window_days": c.window_days,
+                "currency": c.currency,
+                "as_of": _iso(c.as_of),
+                "segment_since": _since(c.since, c.as_of),
+                "cause": c.cause,
+                "sequence": c.seq,
+                "schema_version": SCHEMA_VERSION,
+            }
+        )
+    except ValueError as e:
+        raise ChangeRecordError(f"change record of {customer_id!r} is malformed: {e}") from e
+
+
+def render_snapshot(customer_id: bytes, record: bytes) -> bytes | None:
+    """The customer's profile as of this change, for the snapshot topic (compacted, key =
+    customer id): the fields of ``rfm-stream export`` in its order, then ``sequence`` (the
+    change it is as of, to join the change topic). None (a tombstone) for an erasure."""
+    c = _parse(customer_id, record)
+    if c.cause == "erased":
+        return None
+    previous = c.previous if c.previous != c.segment else c.profile_previous
+    try:
+        return orjson.dumps(
+            {
+                "customer_id": c.cid,
+                "first_purchase_at": None if c.first is None else _iso(c.first),
+                "last_purchase_at": None if c.last is None else _iso(c.last),
+                "orders": c.orders,
+                "spend": format_minor(c.spend, c.exponent),
+                "lifetime_orders": c.lifetime_orders,
+                "lifetime_spend": format_minor(c.lifetime_spend, c.exponent),
+                "window_days": c.window_days,
+                "currency": c.currency,
+                "recency_days": c.days,
+                "r": c.r,
+                "f": c.f,
+                "m": c.m,
+                "segment": c.segment,
+                "previous_segment": previous,
+                "segment_since": _since(c.since, c.as_of),
+                "as_of": None if c.r is None else _iso(c.as_of),
+                "sequence": c.seq,
+            }
+        )
+    except ValueError as e:
+        raise ChangeRecordError(f"change record of {customer_id!r} is malformed: {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    cid: str
+    seq: int
+    previous: str | None
+    segment: str | None
+    r: int | None
+    f: int | None
+    m: int | None
+    days: int | None
+    orders: int
+    spend: int
+    exponent: int
+    currency: str
+    as_of: int
+    cause: str
+    lifetime_orders: int
+    lifetime_spend: int
+    window_days: int
+    since: str
+    first: int | None
+    last: int | None
+    profile_previous: str | None
+
+
+def _parse(customer_id: bytes, record: bytes) -> _Change:
     commas = record.count(b",")
-    if commas not in (_FIELDS - 1, _FIELDS_BEFORE_WINDOWS - 1):
+    if commas not in (_FIELDS - 1, _FIELDS_BEFORE_HISTORY - 1, _FIELDS_BEFORE_WINDOWS - 1):
         raise ChangeRecordError(f"change record of {customer_id!r} has not {_FIELDS} fields")
     try:
         parts = record.decode("ascii").split(",")
         if len(parts) == _FIELDS_BEFORE_WINDOWS:
             parts += [parts[4], parts[5], "0"]
+        if len(parts) == _FIELDS_BEFORE_HISTORY:
+            parts += ["", "", "", ""]
         seq_, prev, seg, scores, orders, spend, exponent, currency, as_of, cause = parts[:10]
-        lifetime_orders, lifetime_spend, window_days = parts[10:]
-        cid, seq = customer_id.decode("utf-8"), int(seq_, 36)
-        previous, segment = prev or None, seg or None
+        lifetime_orders, lifetime_spend, window_days, since, first_, last_, pprev = parts[10:]
         r, f, m, days = (
             (int(scores[0]), int(scores[1]), int(scores[2]), int(scores[3:], 36))
             if scores
             else (None, None, None, None)
         )
-        return orjson.dumps(
-            {
-                "event_id": event_id(cid, seq, previous, segment),
-                "customer_id": cid,
-                "previous_segment": previous,
-                "segment": segment,
-                "r": r,
-                "f": f,
-                "m": m,
-                "recency_days": days,
-                "orders": int(orders, 36),
-                "spend": format_minor(int(spend, 36), int(exponent)),
-                "lifetime_orders": int(lifetime_orders, 36),
-                "lifetime_spend": format_minor(int(lifetime_spend, 36), int(exponent)),
-                "window_days": int(window_days),
-                "currency": currency,
-                "as_of": _iso(int(as_of)),
-                "cause": cause,
-                "sequence": seq,
-                "schema_version": SCHEMA_VERSION,
-            }
+        first = int(first_, 36) if first_ else None
+        last = first + int(last_, 36) if first is not None and last_ else None
+        if since not in ("", "?"):
+            int(since, 36)  # malformed: refused here, not half-way through a render
+        return _Change(
+            customer_id.decode("utf-8"),
+            int(seq_, 36),
+            prev or None,
+            seg or None,
+            r,
+            f,
+            m,
+            days,
+            int(orders, 36),
+            int(spend, 36),
+            int(exponent),
+            currency,
+            int(as_of),
+            cause,
+            int(lifetime_orders, 36),
+            int(lifetime_spend, 36),
+            int(window_days),
+            since,
+            first,
+            last,
+            pprev or None,
         )
     except (ValueError, IndexError) as e:  # UnicodeDecodeError included
         raise ChangeRecordError(f"change record of {customer_id!r} is malformed: {e}") from e
+
+
+def _since(text: str, as_of: int) -> str | None:
+    """When the segment was entered: the change's as_of, or what an announcement says."""
+    if text == "":
+        return _iso(as_of)
+    if text == "?":
+        return None
+    return _iso(int(text, 36))
 
 
 @lru_cache(maxsize=256)

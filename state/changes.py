@@ -64,6 +64,7 @@ def plan_write(
         segment=segment,
         due_ms=due,
         change=change,
+        as_of_ms=as_of_ms,
     )
 
 
@@ -75,7 +76,13 @@ def change_record_of(
     cause: Cause,
     ctx: ScoringContext,
 ) -> bytes:
-    """The outbox record of this change (state/change_events.py): the relay renders it."""
+    """The outbox record of this change (state/change_events.py): the relay renders it.
+    An announcement of the segment the customer is in carries when it was entered."""
+    since: int | str | None = None
+    profile_previous = None
+    if (segment or None) == (state.segment or None):
+        since = state.segment_since_ms if state.segment_since_ms is not None else "?"
+        profile_previous = state.previous_segment
     return change_record(
         state.seq + 1,
         state.segment,
@@ -90,6 +97,10 @@ def change_record_of(
         state.orders,
         state.spend_minor,
         0,
+        since,
+        state.first_ms,
+        state.last_ms,
+        profile_previous,
     )
 
 

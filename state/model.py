@@ -95,6 +95,11 @@ class CustomerState:
     window_days: int | None = None
     window_orders: int | None = None
     window_spend: int | None = None
+    # The segment before this one and when this one was entered (the as_of of the change
+    # that put the customer there); None where unknown (a profile from before the history)
+    # or, for previous_segment, none.
+    previous_segment: str | None = None
+    segment_since_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class ScoreWrite:
     segment: str  # "" for none
     due_ms: int  # when R next drops; -1 for never
     change: bytes  # the segment-change event, b"" when the segment stays
+    as_of_ms: int = 0  # the scoring's as_of: the segment's since when it changes
 
 
 def now_ms() -> int:

@@ -13,8 +13,9 @@ from state.model import CustomerState
 from state.scripts import register
 
 # A profile as the scripts return it (state/lua/profile.lua, reply_profile): first and last
-# purchase, orders, spend, version, partition, segment, seq, scores, due time.
-PROFILE_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s", "due")
+# purchase, orders, spend, version, partition, segment, seq, scores, due time, previous
+# segment, segment since.
+PROFILE_FIELDS = ("f", "l", "n", "$", "v", "p", "g", "q", "s", "due", "pg", "since")
 WIDTH = len(PROFILE_FIELDS)
 
 
@@ -24,7 +25,7 @@ def _int(raw: bytes | None) -> int | None:
 
 def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState | None:
     """Decode one profile of a script's reply; None when the customer does not exist."""
-    first, last, orders, spend, version, partition, segment, seq, scores, due = values
+    first, last, orders, spend, version, partition, segment, seq, scores, due, pg, since = values
     if version is None:
         return None
     r = f = m = days = as_of = None
@@ -46,6 +47,8 @@ def to_state(customer_id: str, values: Sequence[bytes | None]) -> CustomerState 
         recency_days=days,
         as_of_ms=as_of,
         due_ms=_int(due),
+        previous_segment=pg.decode() if pg else None,
+        segment_since_ms=_int(since),
     )
 
 

@@ -202,6 +202,7 @@ class StateStore:
                 w.scores,
                 w.segment,
                 w.due_ms,
+                w.as_of_ms,
             ]
             args.append(orjson.dumps(entry))
             args.append(w.change)

@@ -33,7 +33,7 @@ BATCH_BYTES = 512 * 1024
 class OutgoingRecord:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (the snapshot topic after an erasure)
     headers: tuple[tuple[str, bytes], ...] = ()
 
 

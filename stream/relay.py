@@ -1,4 +1,7 @@
-"""Relays the Redis outbox to Kafka: segment changes and dead letters.
+"""Relays the Redis outbox to Kafka: segment changes, dead letters and, after each
+segment change, the customer's profile as of it on the snapshot topic (compacted; a
+tombstone for an erasure): in outbox order, so per customer the snapshot topic never runs
+behind the change topic by more than the record being published.
 
 Entries are published, acknowledged by the broker, and only then deleted. A relay killed in
 between publishes the same entries again after a restart: consumers see a repeat carrying the
@@ -25,7 +28,13 @@ import orjson
 from redis.asyncio import Redis
 
 from state.cancellation import raise_if_cancelled
-from state.change_events import JSON_KIND, RECORD_KIND, ChangeRecordError, render
+from state.change_events import (
+    JSON_KIND,
+    RECORD_KIND,
+    ChangeRecordError,
+    render,
+    render_snapshot,
+)
 from state.hooks import NO_FAULTS, FaultHooks
 from state.keys import Keys
 from stream import metrics
@@ -58,6 +67,7 @@ class OutboxRelay:
         changes_topic: str,
         dlq_topic: str,
         *,
+        snapshot_topic: str | None = None,
         chunk: int = CHUNK,
         lock_seconds: int = LOCK_SECONDS,
         hooks: FaultHooks = NO_FAULTS,
@@ -66,6 +76,7 @@ class OutboxRelay:
         self.hooks = hooks
         self.chunk, self.lock_seconds = chunk, lock_seconds  # RFM_RELAY_CHUNK, ..._LOCK_TIMEOUT
         self.topics = {RECORD_KIND: changes_topic, JSON_KIND: changes_topic, b"dlq": dlq_topic}
+        self.snapshot_topic = snapshot_topic  # RFM_SNAPSHOT_TOPIC; None: no snapshots
         self._unlock = redis.register_script(_UNLOCK)
         self._renew = redis.register_script(_RENEW)
         self._adopted = False
@@ -154,7 +165,7 @@ class OutboxRelay:
 
     async def _publish(self, entries: list[Any]) -> None:
         with metrics.OUTBOX_PUBLISH_SECONDS.time():
-            await self.publisher.publish([self._record(f) for _, f in entries])
+            await self.publisher.publish([r for _, f in entries for r in self._records(f)])
         for kind, n in Counter(f.get(b"t", b"?") for _, f in entries).items():
             metrics.OUTBOX_PUBLISHED.labels(_KINDS.get(kind, "other")).inc(n)
 
@@ -171,17 +182,22 @@ class OutboxRelay:
         if lost:
             log.warning("relay locks of outboxes %s expired while relaying", lost)
 
-    def _record(self, fields: dict[bytes, bytes]) -> OutgoingRecord:
+    def _records(self, fields: dict[bytes, bytes]) -> list[OutgoingRecord]:
         """A change record is rendered to its event here (state/change_events.py: the JSON
-        is built outside Redis); an event an earlier version queued as JSON goes as it is.
-        A record that cannot be rendered (a bug, never input) is dead-lettered with the
-        reason, not left to stop every change behind it."""
+        is built outside Redis), followed by the customer's snapshot when there is a
+        snapshot topic; an event an earlier version queued as JSON goes as it is. A record
+        that cannot be rendered (a bug, never input) is dead-lettered with the reason, not
+        left to stop every change behind it."""
         kind, key, value = fields[b"t"], fields.get(b"k") or None, fields.get(b"v", b"")
         if kind == RECORD_KIND:
             try:
                 if key is None:
                     raise ChangeRecordError("change record without a customer id")
-                return OutgoingRecord(self.topics[kind], key, render(key, value))
+                out = [OutgoingRecord(self.topics[kind], key, render(key, value))]
+                if self.snapshot_topic:
+                    snapshot = render_snapshot(key, value)
+                    out.append(OutgoingRecord(self.snapshot_topic, key, snapshot))
+                return out
             except ChangeRecordError as e:
                 log.error("dead-lettering an outbox change record: %s", e)
                 why = (
@@ -189,12 +205,12 @@ class OutboxRelay:
                     ("rfm.dlq.message", str(e).encode()),
                     ("rfm.dlq.source", b"outbox"),
                 )
-                return OutgoingRecord(self.topics[b"dlq"], key, value, why)
+                return [OutgoingRecord(self.topics[b"dlq"], key, value, why)]
         headers: tuple[tuple[str, bytes], ...] = ()
         if fields.get(b"h"):
             raw = orjson.loads(fields[b"h"])
             headers = tuple((k, str(v).encode()) for k, v in raw.items())
-        return OutgoingRecord(self.topics[kind], key, value, headers)
+        return [OutgoingRecord(self.topics[kind], key, value, headers)]
 
     async def backlog(self) -> int:
         """Records waiting in every outbox."""

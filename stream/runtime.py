@@ -82,6 +82,7 @@ class Runtime:
             publisher,
             settings.kafka.changes_topic,
             settings.kafka.dlq_topic,
+            snapshot_topic=settings.kafka.snapshot_topic or None,
             chunk=settings.operations.relay_chunk,
             lock_seconds=settings.operations.relay_lock_timeout,
             hooks=hooks,

@@ -34,10 +34,18 @@ async def ensure_topics(settings: Settings) -> int | None:
             settings.kafka.dlq_topic,
             settings.kafka.changes_topic,
         ]
+        # The snapshot topic keeps the latest profile of each customer: compacted.
+        compacted = {settings.kafka.snapshot_topic} - {""}
+        wanted += sorted(compacted)
         missing = [t for t in wanted if t not in existing]
         if missing:
             new = [
-                NewTopic(t, settings.kafka.partitions, settings.kafka.replication_factor)
+                NewTopic(
+                    t,
+                    settings.kafka.partitions,
+                    settings.kafka.replication_factor,
+                    topic_configs={"cleanup.policy": "compact"} if t in compacted else None,
+                )
                 for t in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster

@@ -344,7 +344,7 @@ if #touched_list > 0 then
   redis.call('SET', clock_key, string.format('%d', clock))
 end
 -- Write each touched profile once, and return them so the caller scores them without
--- reading them back: ten fields each, in the order of reads.py's PROFILE_FIELDS.
+-- reading them back: twelve fields each, in the order of reads.py's PROFILE_FIELDS.
 local states = {}
 for _, cid in ipairs(touched_list) do
   local held = touched[cid]

@@ -61,7 +61,7 @@ if t then redis.call('XLEN', box) end
 if t then
   -- The record of change_events.change_record: no segment, no scores, nothing held.
   local record = enc(seq) .. ',' .. previous .. ',,,0,0,' .. exponent .. ',' .. currency ..
-    ',' .. as_of .. ',erased,0,0,' .. window_days
+    ',' .. as_of .. ',erased,0,0,' .. window_days .. ',,,,'
   redis.call('XADD', box, '*', 't', 'chg', 'k', cid, 'v', record)
   redis.call('SADD', outboxes_key, string.format('%d', partition))
   redis.call('HDEL', profiles_key, cid)

@@ -1,11 +1,19 @@
 -- Prelude of every script that touches customer profiles (state/scripts.py prepends it).
 --
--- A profile is one value in its bucket hash (state/keys.py): eleven comma-separated fields,
+-- A profile is one value in its bucket hash (state/keys.py): thirteen comma-separated fields,
 -- numbers in base 36 (a leading '-' when negative), '' where there is none:
 --   first (epoch ms), last - first, orders, spend (minor units), version, partition,
---   segment code, seq, scores ("rfm" digits then recency days in base 36), as_of, due (ms)
+--   segment code, seq, scores ("rfm" digits then recency days in base 36), as_of,
+--   previous segment code, segment since (the as_of of the change that put the customer in
+--   its segment: as_of - since, or epoch ms where the profile has no as_of), due (ms)
+-- Profiles written before the segment history have eleven fields (no previous segment, no
+-- since): they read as unknown ('' and nil), are written in thirteen fields at their next
+-- write and hold both from their next segment change.
 -- Why so terse: Redis keeps a bucket as a listpack only while every value stays under
--- 64 bytes, and a listpack entry costs its bytes plus about two; this layout is ~50 bytes.
+-- 64 bytes, and a listpack entry costs its bytes plus about two; this layout is ~54 bytes
+-- without the history (the previous segment and since) and ~60 with it. Since is kept
+-- relative to as_of because a customer rescored into its segment holds '0' there, not
+-- eight digits (tests/integration/test_segment_history.py measures).
 -- Segment names are stored once, as codes, in the segment-codes hash ("n:<name>" -> code,
 -- "c:<code>" -> name). Python never sees this format: scripts return profiles in the field
 -- order of state/reads.py's PROFILE_FIELDS, numbers in decimal.
@@ -27,7 +35,8 @@ local function check_layout(layout_key, offsets_key)
   redis.call('SET', layout_key, LAYOUT)
 end
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
-local PROFILE = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$'
+local PROFILE = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$'
+local PROFILE_BEFORE_HISTORY = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$'
 
 -- enc and dec run several times for every profile a script reads or writes, so they avoid
 -- what costs most in Redis's Lua (counted with callgrind): a new string per digit (enc
@@ -73,18 +82,26 @@ end
 -- table, not two: every script that reads a profile pays for building it.
 local function unpack_profile(value)  -- nil for a customer that does not exist
   if not value then return nil end
-  local f, l, n, sp, v, p, g, q, sc, at, due = string.match(value, PROFILE)
+  local f, l, n, sp, v, p, g, q, sc, at, pg, since, due = string.match(value, PROFILE)
+  if not f then
+    f, l, n, sp, v, p, g, q, sc, at, due = string.match(value, PROFILE_BEFORE_HISTORY)
+    pg, since = '', ''
+  end
   local first, orders, spend, as_of, due_ms = dec(f), dec(n), dec(sp), dec(at), dec(due)
   local last = first and first + dec(l)
+  local since_ms = dec(since)
+  if since_ms and as_of then since_ms = as_of - since_ms end
   return { first = first, last = last, orders = orders, spend = spend, version = dec(v),
     partition = dec(p), seg = g, seq = dec(q), scores = sc, as_of = as_of, due = due_ms,
+    prev = pg, since = since_ms,
     was_first = first, was_last = last, was_orders = orders, was_spend = spend,
-    was_as_of = as_of, was_due = due_ms,
+    was_as_of = as_of, was_due = due_ms, was_since = since_ms, text_since = since,
     text_f = f, text_l = l, text_n = n, text_sp = sp, text_at = at, text_due = due }
 end
 
 local function new_profile()
-  return { orders = 0, spend = 0, version = 0, partition = 0, seg = '', seq = 0, scores = '' }
+  return { orders = 0, spend = 0, version = 0, partition = 0, seg = '', seq = 0, scores = '',
+    prev = '' }
 end
 
 local last_as_of, last_as_of_text  -- a pass writes one as_of to every customer
@@ -103,9 +120,19 @@ local function pack_profile(t)
     at = last_as_of_text
   end
   local due = (t.due == t.was_due) and t.text_due or enc(t.due)
+  local since
+  if t.since == nil then
+    since = ''
+  elseif t.since == t.was_since and t.as_of == t.was_as_of then
+    since = t.text_since
+  elseif t.as_of == nil then
+    since = enc(t.since)
+  else
+    since = enc(t.as_of - t.since)
+  end
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(t.version) .. ',' ..
     enc(t.partition) .. ',' .. t.seg .. ',' .. enc(t.seq) .. ',' .. t.scores .. ',' .. at ..
-    ',' .. due
+    ',' .. t.prev .. ',' .. since .. ',' .. due
 end
 
 -- Scores as Python sends and reads them: "r,f,m,recency_days,as_of_ms" or ''.
@@ -170,13 +197,19 @@ local function num(n)
   return decimal(n)
 end
 
--- Append a profile to a script's reply as PROFILE_FIELDS: f l n $ v p g q s due.
+-- A segment change: the customer leaves its segment (code) for another at as_of.
+local function enter_segment(t, code, as_of)
+  t.prev, t.seg, t.since = t.seg, code, as_of
+end
+
+-- Append a profile to a script's reply as PROFILE_FIELDS: f l n $ v p g q s due pg since.
 local function reply_profile(out, t, codes_key)
   if not t then
-    for _ = 1, 10 do out[#out + 1] = false end
+    for _ = 1, 12 do out[#out + 1] = false end
     return
   end
   local seg = name_of(codes_key, t.seg)
+  local prev = name_of(codes_key, t.prev)
   out[#out + 1] = num(t.first)
   out[#out + 1] = num(t.last)
   out[#out + 1] = num(t.orders)
@@ -187,6 +220,8 @@ local function reply_profile(out, t, codes_key)
   out[#out + 1] = num(t.seq)
   out[#out + 1] = scores_text(t)
   out[#out + 1] = num(t.due)
+  out[#out + 1] = prev ~= '' and prev or false
+  out[#out + 1] = num(t.since)
 end
 
 -- A due-list entry is only added when the due time moves to another hour: the entry of the

@@ -4,7 +4,7 @@
 -- instead of a thousand HGETs, and only scripts know the packed profile format.
 -- KEYS: 1 segment-codes hash, 2.. each customer's profile bucket; ARGV: 1 order bucket
 -- key head, 2.. the customer ids.
--- Returns thirteen fields per customer (false where there is none): ten in the order of
+-- Returns fifteen fields per customer (false where there is none): twelve in the order of
 -- reads.py's PROFILE_FIELDS, then its stored window (state/lua/window.lua) as the last
 -- scoring left it: window days, orders, spend.
 local codes_key, orders_head = KEYS[1], ARGV[1]

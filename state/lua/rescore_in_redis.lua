@@ -117,11 +117,13 @@ end
 local record_tail = ',' .. string.format('%d', spec.exponent) .. ',' .. spec.currency .. ',' ..
   ARGV[1] .. ',' .. cause
 local days_text = ',' .. string.format('%d', window_days)
+-- since, first, last and profile_previous as change_events.change_record has them.
 local function change_of(cid, partition, previous, segment, seq, scores, orders, spend,
-    lifetime_orders, lifetime_spend)
+    lifetime_orders, lifetime_spend, since, first, last, profile_previous)
   return { partition, cid, seq .. ',' .. previous .. ',' .. segment .. ',' .. scores .. ',' ..
     orders .. ',' .. spend .. record_tail .. ',' .. lifetime_orders .. ',' .. lifetime_spend ..
-    days_text, previous, segment }
+    days_text .. ',' .. since .. ',' .. first .. ',' .. last .. ',' .. profile_previous,
+    previous, segment }
 end
 
 -- R, F, M, the segment table index and the due time (nil when R can drop no further) of a
@@ -165,10 +167,20 @@ local function rescore(t, cid, w)
   local previous = name_of(codes_key, t.seg)
   local change
   if segment ~= previous or announce then
-    t.seg = code_of(codes_key, segment)
+    -- An announcement of the same segment carries when it was entered ('?': unknown, a
+    -- profile from before the history); a change entered it at as_of ('').
+    local since, profile_previous = '', ''
+    if segment ~= previous then
+      enter_segment(t, code_of(codes_key, segment), as_of)
+    else
+      since = t.since and enc(t.since) or '?'
+      profile_previous = name_of(codes_key, t.prev)
+    end
     t.seq = t.seq + 1
+    local first, last = '', ''
+    if t.first then first, last = enc(t.first), enc(t.last - t.first) end
     change = change_of(cid, t.partition, previous, segment, enc(t.seq), scores, enc(orders),
-      enc(spend), enc(t.orders), enc(t.spend))
+      enc(spend), enc(t.orders), enc(t.spend), since, first, last, profile_previous)
   end
   local old_due = t.due
   t.scores = scores
@@ -184,12 +196,13 @@ end
 -- them, the partition kept as text. Counted with callgrind, a table, nine decodes and a
 -- repack cost more than the scoring (tests/integration/test_rescore_in_redis.py compares
 -- both routes with the Python route, key for key). nil: take rescore().
-local TEXT = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,[^,]*,([^,]*)$'
+local TEXT =
+  '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),[^,]*,([^,]*),([^,]*),([^,]*),([^,]*)$'
 local as_of_text = enc(as_of)
 local function rescore_text(value, cid, w)
   if announce then return nil end
-  local f, l, n, sp, v, p, g, q, due = string.match(value, TEXT)
-  if not f or f == '' then return nil end
+  local f, l, n, sp, v, p, g, q, at, pg, since, due = string.match(value, TEXT)
+  if not f or f == '' then return nil end  -- no orders, or a profile before the history
   local lifetime_orders, last = dec(n), dec(f) + dec(l)
   if lifetime_orders <= 0 then return nil end
   local orders, spend, wn, wsp = lifetime_orders, dec(sp), n, sp
@@ -203,12 +216,17 @@ local function rescore_text(value, cid, w)
   local change
   if code ~= g then
     q = enc(dec(q) + 1)
-    change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp)
+    change = change_of(cid, dec(p), previous, segment, q, scores, wn, wsp, n, sp, '', f, l, '')
+    pg, since = g, '0'  -- entered at as_of: as_of - since is 0
+  elseif since ~= '' and at ~= as_of_text then  -- since is kept relative to as_of
+    local since_ms = dec(since)
+    if at ~= '' then since_ms = dec(at) - since_ms end
+    since = enc(as_of - since_ms)
   end
   local old_due = dec(due)
   if due_ms ~= old_due then due = enc(due_ms) end
   return f .. ',' .. l .. ',' .. n .. ',' .. sp .. ',' .. enc(dec(v) + 1) .. ',' .. p .. ',' ..
-    code .. ',' .. q .. ',' .. scores .. ',' .. as_of_text ..
+    code .. ',' .. q .. ',' .. scores .. ',' .. as_of_text .. ',' .. pg .. ',' .. since ..
     ',' .. due, change, old_due, due_ms
 end
 

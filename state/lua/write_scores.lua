@@ -14,9 +14,11 @@
 -- ARGV[1]: outbox key prefix, ARGV[2]: due list key head
 -- ARGV[3..]: per customer two slots: entry JSON and the change record ("" if no change;
 --   state/change_events.py: the relay renders the event)
---   entry: [profiles_key, bucket, customer_id, expected_version, scores, segment, due_ms]
+--   entry: [profiles_key, bucket, customer_id, expected_version, scores, segment, due_ms,
+--           as_of_ms]
 --   scores is "r,f,m,recency_days,as_of_ms" or "" when the customer has no order left;
---   segment is "" for no segment; due_ms is -1 when the R score can no longer drop.
+--   segment is "" for no segment; due_ms is -1 when the R score can no longer drop;
+--   as_of_ms is when a segment change happens (the profile's segment since).
 -- Returns one integer per entry: 1 written, 0 skipped because the customer changed meanwhile,
 -- -1 not written because its state could not be read (a profile in no known format).
 
@@ -38,11 +40,12 @@ end
 -- The entry's new profile and change; writes nothing (code_of may register a segment code).
 local function plan(e, change)
   local pkey, cid, expected, scores, segment, due_ms = e[1], e[3], e[4], e[5], e[6], e[7]
+  local as_of = e[8]
   local t = unpack_profile(redis.call('HGET', pkey, cid))
   if not t or t.version ~= expected then return nil end
   local previous = name_of(codes_key, t.seg)
   set_scores(t, scores)
-  if segment ~= previous then t.seg = code_of(codes_key, segment) end
+  if segment ~= previous then enter_segment(t, code_of(codes_key, segment), as_of) end
   -- A change event comes with every segment change, and with an explicit re-announcement
   -- of an unchanged segment (after Redis lost writes); either way it is the next in sequence.
   if change ~= '' then t.seq = t.seq + 1 end

@@ -32,6 +32,15 @@ _PROFILE: Json = {
         "f": _SCORE,
         "m": _SCORE,
         "segment": {"type": ["string", "null"]},
+        "previous_segment": {
+            "type": ["string", "null"],
+            "description": "The segment before this one; null for none or unknown.",
+        },
+        "segment_since": {
+            **_NULLABLE_TIME,
+            "description": "When the customer entered its segment (the as_of of that change); "
+            "null when unknown (state from before the segment history) or never scored.",
+        },
         "as_of": _NULLABLE_TIME,
     },
 }

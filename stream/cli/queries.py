@@ -34,6 +34,8 @@ PROFILE_FIELDS = (
     "f",
     "m",
     "segment",
+    "previous_segment",
+    "segment_since",
     "as_of",
 )
 
@@ -66,6 +68,8 @@ def profile(state: CustomerState, settings: Settings) -> dict[str, Any]:
         "f": state.f,
         "m": state.m,
         "segment": state.segment,
+        "previous_segment": state.previous_segment,
+        "segment_since": ts(state.segment_since_ms),
         "as_of": ts(state.as_of_ms),
     }
 

@@ -18,6 +18,14 @@ from stream.settings.fields import (
     _text,
 )
 
+
+def _optional_topic(text: str) -> str:
+    """A topic name, or empty for none; blanks alone are a mistake, not a choice."""
+    if text and not text.strip():
+        raise ValueError("must be a topic name, or empty for none")
+    return text.strip()
+
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -60,6 +68,12 @@ class KafkaSettings(_Section):
     )
     changes_topic: str = _setting(
         "RFM_CHANGES_TOPIC", "rfm.segment-changes", _text, "Output topic of segment changes"
+    )
+    snapshot_topic: str = _setting(
+        "RFM_SNAPSHOT_TOPIC",
+        "rfm.customer-segments",
+        _optional_topic,
+        "Compacted topic of each customer's profile as of its last segment change (empty: none)",
     )
     partitions: int = _setting(
         "RFM_PARTITIONS",

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from state.change_events import change_record, render
+from state.change_events import change_record, render, render_snapshot
 from state.keys import Keys
 from state.model import Scores
 from stream.publisher import OutgoingRecord, Publisher
@@ -189,6 +189,38 @@ async def test_change_records_are_published_as_rendered_events(outboxes: Outboxe
         render(b"c-1", records[1]),
     ]
     assert orjson.loads(published[2].value)["m"] == 2
+
+
+async def test_each_change_is_followed_by_its_snapshot_and_an_erasure_by_a_tombstone(
+    outboxes: Outboxes,
+) -> None:
+    """With a snapshot topic, each change record also gives the customer's profile as of
+    it there (same key), and an erased record a tombstone; the events are as without."""
+    client, keys = outboxes.client, outboxes.keys
+    first = 1_767_225_600_000 - 40 * 86_400_000
+    change = change_record(1, None, "new", Scores(5, 1, 1, 0), 1, 100, 2, "EUR",
+                           1_767_225_600_000, "order", 1, 100, 365, None, first,
+                           first)  # fmt: skip
+    erased = b"2,new,,,0,0,2,EUR,1767225700000,erased,0,0,365,,,,"
+    await client.xadd(keys.outbox(1), {"t": "chg", "k": "c-1", "v": change})
+    await client.xadd(keys.outbox(1), {"t": "chg", "k": "c-1", "v": erased})
+    relay = OutboxRelay(
+        client,
+        keys,
+        outboxes.publisher(),
+        f"{outboxes.prefix}.changes",
+        f"{outboxes.prefix}.dlq",
+        snapshot_topic=f"{outboxes.prefix}.snapshots",
+    )
+    assert await relay.drain(range(8)) == 2
+    events = await asyncio.to_thread(read_topic, outboxes.bootstrap, f"{outboxes.prefix}.changes")
+    assert [r.value for r in events] == [render(b"c-1", change), render(b"c-1", erased)]
+    snaps = await asyncio.to_thread(read_topic, outboxes.bootstrap, f"{outboxes.prefix}.snapshots")
+    assert [(r.key, r.value) for r in snaps] == [
+        (b"c-1", render_snapshot(b"c-1", change)),
+        (b"c-1", None),
+    ]
+    assert orjson.loads(snaps[0].value or b"")["first_purchase_at"] == "2025-11-22T00:00:00.000Z"
 
 
 async def test_a_change_record_that_cannot_be_rendered_is_dead_lettered(

@@ -6,8 +6,9 @@ Both routes run on the same generated customers, under two key prefixes of one r
 ids with braces, percent signs, quotes, backslashes and non-ASCII characters, purchases in
 the future, cancelled-out customers with no order left, customers changed between passes
 (dirty), four as-of times that move customers across recency bounds (one before some
-purchases; the last by a due pass in threshold mode), in both scoring modes. Every key
-either route writes is compared; the change events byte for byte.
+purchases; the last by a due pass in threshold mode), in both scoring modes; then profiles
+from before the segment history (eleven fields), an announcement and a last full pass.
+Every key either route writes is compared; the change events byte for byte.
 """
 
 from __future__ import annotations
@@ -91,7 +92,44 @@ async def test_redis_route_leaves_redis_as_the_python_route_does(redis_url: str,
             changes_seen += got.changes
             assert await snapshot(client, "lua") == await snapshot(client, "py"), as_of
         assert quiet_seen > 0 and changes_seen > 0  # both kinds went through the Lua route
+
+        await before_the_history(client, python_route, lua_route, passes[-1])
     finally:
         await client.aclose()
         await python_route.close()
         await lua_route.close()
+
+
+async def before_the_history(
+    client: aioredis.Redis, python_route: Any, lua_route: Any, last_as_of: int
+) -> None:
+    # Profiles from before the segment history (eleven fields: no previous segment, no
+    # since), one in three, alike under both prefixes; then an announcement of some
+    # customers (their since and previous segment, known or not, go into the change
+    # record) and a full pass as of an earlier time, which moves some of the old ones.
+    ids: list[str] = []
+    for prefix in ("py", "lua"):
+        async for key in client.scan_iter(match=f"{prefix}:b:{{*", _type="hash"):
+            for i, (cid, value) in enumerate(sorted((await client.hgetall(key)).items())):
+                fields = value.split(b",")
+                assert len(fields) == 13
+                if i % 3 == 0:
+                    await client.hset(key, cid, b",".join(fields[:10] + fields[12:]))
+                if prefix == "py":
+                    ids.append(cid.decode())
+    assert await snapshot(client, "lua") == await snapshot(client, "py")
+    as_of = last_as_of + MS_PER_DAY
+    some = sorted(ids)[::4]
+    expected = await python_route.rescorer.rescore_ids(some, as_of, "rescore", announce=True)
+    got = await lua_route.rescorer.rescore_touched(some, as_of, "rescore", announce=True)
+    assert (got.rescored, got.changes) == (expected.rescored, expected.changes)
+    assert got.changes == len(some)
+    assert await snapshot(client, "lua") == await snapshot(client, "py"), "announced"
+    as_of = START + 31 * MS_PER_DAY  # back in time (rescore --as-of): R rises again
+    expected = await python_route.rescorer.full_pass(as_of, in_redis=False)
+    got = await lua_route.rescorer.full_pass(as_of)
+    assert (got.rescored, got.changes) == (expected.rescored, expected.changes)
+    assert got.changes > 0
+    assert await snapshot(client, "lua") == await snapshot(client, "py"), as_of
+    async for key in client.scan_iter(match="lua:b:{*", _type="hash"):  # all rewritten
+        assert all(v.count(b",") == 12 for v in (await client.hgetall(key)).values())

@@ -37,6 +37,7 @@ def rfm_env(
         "RFM_ORDERS_TOPIC": f"{prefix}orders",
         "RFM_DLQ_TOPIC": f"{prefix}orders.dlq",
         "RFM_CHANGES_TOPIC": f"{prefix}changes",
+        "RFM_SNAPSHOT_TOPIC": f"{prefix}customer-segments",
         "RFM_APP_ID": f"{prefix}app",
         "RFM_PARTITIONS": "4",
         "RFM_RESCORE_INTERVAL": "3600",

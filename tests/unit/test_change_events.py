@@ -20,6 +20,7 @@ from state.change_events import (
     base36,
     change_record,
     render,
+    render_snapshot,
 )
 from state.model import Scores, iso_utc
 from state.money import format_minor
@@ -33,13 +34,14 @@ def test_an_event_renders_to_the_bytes_events_were_published_as() -> None:
                            AS_OF, "recency", 9, 200000, 365)  # fmt: skip
     # seq 12, scores 4 3 5 and 45 days, 7 orders, spend 123456 in the window, 9 orders and
     # 200000 in all: base 36 as in the profile
-    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365"
+    assert record == b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365,,,,"
     assert render(cid.encode(), record) == (
         b'{"event_id":"16956e5f-3fd3-55c6-8344-ceb84898c59d","customer_id":"c-\\"42\\"\\\\ '
         b'\xc3\xa9","previous_segment":"loyal","segment":"champions","r":4,"f":3,"m":5,'
         b'"recency_days":45,"orders":7,"spend":"1234.56","lifetime_orders":9,'
         b'"lifetime_spend":"2000.00","window_days":365,"currency":"EUR","as_of":'
-        b'"2026-01-01T00:00:00.000Z","cause":"recency","sequence":12,"schema_version":2}'
+        b'"2026-01-01T00:00:00.000Z","segment_since":"2026-01-01T00:00:00.000Z",'
+        b'"cause":"recency","sequence":12,"schema_version":2}'
     )
 
 
@@ -55,18 +57,74 @@ def test_a_record_queued_before_windows_renders_as_whole_history() -> None:
         0,
     )
     assert event["schema_version"] == 2
+    assert event["segment_since"] == event["as_of"]
+
+
+def test_records_before_the_history_and_announcements_tell_since() -> None:
+    """Thirteen fields: queued before the segment history, a change entered its segment at
+    as_of. An announcement of the segment the customer is in carries its since, or '?'."""
+    before = b"c,loyal,champions,43519,7,2n9c,2,EUR,1767225600000,recency,9,4abk,365"
+    assert orjson.loads(render(b"c1", before))["segment_since"] == "2026-01-01T00:00:00.000Z"
+    known = change_record(4, "loyal", "loyal", Scores(4, 3, 5, 45), 7, 1, 2, "EUR", AS_OF,
+                          "rescore", 7, 1, 0, AS_OF - 86_400_000)  # fmt: skip
+    assert known.endswith(b",0," + base36(AS_OF - 86_400_000).encode() + b",,,")
+    assert orjson.loads(render(b"c1", known))["segment_since"] == "2025-12-31T00:00:00.000Z"
+    unknown = change_record(4, "loyal", "loyal", Scores(4, 3, 5, 45), 7, 1, 2, "EUR", AS_OF,
+                            "rescore", 7, 1, 0, "?")  # fmt: skip
+    assert orjson.loads(render(b"c1", unknown))["segment_since"] is None
+
+
+def test_a_snapshot_is_the_profile_as_of_the_change() -> None:
+    """The fields of ``rfm-stream export`` in its order, then the change's sequence."""
+    first, last = AS_OF - 90 * 86_400_000, AS_OF - 45 * 86_400_000
+    record = change_record(12, "loyal", "champions", Scores(4, 3, 5, 45), 7, 123456, 2, "EUR",
+                           AS_OF, "recency", 9, 200000, 365, None, first, last)  # fmt: skip
+    assert orjson.loads(render_snapshot(b"c1", record) or b"") == {
+        "customer_id": "c1",
+        "first_purchase_at": iso_utc(first),
+        "last_purchase_at": iso_utc(last),
+        "orders": 7,
+        "spend": "1234.56",
+        "lifetime_orders": 9,
+        "lifetime_spend": "2000.00",
+        "window_days": 365,
+        "currency": "EUR",
+        "recency_days": 45,
+        "r": 4,
+        "f": 3,
+        "m": 5,
+        "segment": "champions",
+        "previous_segment": "loyal",
+        "segment_since": iso_utc(AS_OF),
+        "as_of": iso_utc(AS_OF),
+        "sequence": 12,
+    }
+    # an announcement: the profile's own previous segment and since
+    again = change_record(13, "champions", "champions", Scores(4, 3, 5, 46), 7, 123456, 2,
+                          "EUR", AS_OF + 86_400_000, "rescore", 9, 200000, 365, AS_OF, first,
+                          last, "loyal")  # fmt: skip
+    snap = orjson.loads(render_snapshot(b"c1", again) or b"")
+    assert (snap["previous_segment"], snap["segment_since"]) == ("loyal", iso_utc(AS_OF))
+    # no orders left: no scores, no as_of (as export shows it)
+    none = change_record(14, "champions", None, None, 0, 0, 2, "EUR", AS_OF, "order", 0, 0, 365)
+    snap = orjson.loads(render_snapshot(b"c1", none) or b"")
+    assert (snap["segment"], snap["as_of"], snap["first_purchase_at"]) == (None, None, None)
+    # an erasure: a tombstone
+    erased = b"e,champions,,,0,0,2,EUR,1767225600000,erased,0,0,365,,,,"
+    assert render_snapshot(b"c1", erased) is None
 
 
 def test_a_customer_left_without_orders_renders_nulls() -> None:
     record = change_record(3, "at_risk", None, None, 0, -250, 0, "JPY", AS_OF + 123, "order",
                            0, -250, 0)  # fmt: skip
-    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order,0,-6y,0"
+    assert record == b"3,at_risk,,,0,-6y,0,JPY,1767225600123,order,0,-6y,0,,,,"
     assert render(b"c9", record) == (
         b'{"event_id":"28d94f43-51ee-53ae-9134-318057dfa961","customer_id":"c9",'
         b'"previous_segment":"at_risk","segment":null,"r":null,"f":null,"m":null,'
         b'"recency_days":null,"orders":0,"spend":"-250","lifetime_orders":0,'
         b'"lifetime_spend":"-250","window_days":0,"currency":"JPY","as_of":'
-        b'"2026-01-01T00:00:00.123Z","cause":"order","sequence":3,"schema_version":2}'
+        b'"2026-01-01T00:00:00.123Z","segment_since":"2026-01-01T00:00:00.123Z",'
+        b'"cause":"order","sequence":3,"schema_version":2}'
     )
 
 
@@ -127,6 +185,7 @@ def test_every_field_survives_the_record(
         "window_days": window_days,
         "currency": currency,
         "as_of": iso_utc(as_of),
+        "segment_since": iso_utc(as_of),
         "cause": cause,
         "sequence": seq,
         "schema_version": 2,

@@ -25,6 +25,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "RFM_ORDERS_TOPIC": [" "],
     "RFM_DLQ_TOPIC": [""],
     "RFM_CHANGES_TOPIC": [""],
+    "RFM_SNAPSHOT_TOPIC": [" "],
     "RFM_PARTITIONS": ["0", "-1", "eight", "1.5"],
     "RFM_REPLICATION_FACTOR": ["0"],
     "RFM_SCORING": ["median"],
