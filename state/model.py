@@ -90,11 +90,26 @@ class CustomerState:
     recency_days: int | None = None
     as_of_ms: int | None = None
     due_ms: int | None = None  # when R next drops, as of the last scoring; None for never
-    # The window as last computed (None where none is stored: RFM_WINDOW_DAYS=0, or not
-    # computed yet); ``orders`` and ``spend_minor`` above are lifetime values.
+    # The window as stored (None where none is: RFM_WINDOW_DAYS=0, every live order in the
+    # window, or not computed yet); ``orders`` and ``spend_minor`` above are lifetime values.
     window_days: int | None = None
     window_orders: int | None = None
     window_spend: int | None = None
+
+    def scored_window(self, window_days: int) -> tuple[int, int, int]:
+        """(window days, orders, spend) that F and M were last scored on, with
+        ``RFM_WINDOW_DAYS`` = ``window_days``. The scripts store a window only while some
+        live order is outside it; without one, every live order was in it at the last
+        scoring (its first purchase was), so it is the lifetime's. A profile scored before
+        windows existed, and not since, was scored on its whole history: window 0."""
+        if self.window_days is not None:
+            return self.window_days, self.window_orders or 0, self.window_spend or 0
+        whole = (0, self.orders, self.spend_minor)
+        if window_days == 0 or self.first_ms is None or self.as_of_ms is None:
+            return (window_days, self.orders, self.spend_minor) if window_days else whole
+        if self.as_of_ms - self.first_ms < window_days * MS_PER_DAY:
+            return window_days, self.orders, self.spend_minor
+        return whole
     # The segment before this one and when this one was entered (the as_of of the change
     # that put the customer there); None where unknown (a profile from before the history)
     # or, for previous_segment, none.

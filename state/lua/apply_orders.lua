@@ -129,24 +129,23 @@ local function new_customer()
 end
 
 -- Profiles read in this batch, written back once at the end, with their windows:
--- cid -> {key, profile, order bucket, window}. The window is false where none is kept
--- (RFM_WINDOW_DAYS=0) or the stored one is for another length or missing (state from
--- before windows): the scoring step folds the records then (state/lua/window.lua).
-local function profile(pkey, cid, okey, ts)
+-- cid -> {key, profile, order bucket, window}. The window is false where none is stored:
+-- a customer all of whose live orders are in its window keeps none (its window is its
+-- lifetime; the scoring step derives it, state/lua/window.lua), nor does one from before
+-- windows (the scoring step folds the records). A window of another length (the setting
+-- changed) is deleted: kept, it would miss the events applied meanwhile.
+local function profile(pkey, cid, okey)
   local held = touched[cid]
   if held then return held.t, held.w end
   local t = unpack_profile(redis.call('HGET', pkey, cid))
   local stored = order_get(okey, cid)
   local w = false
-  if window_days > 0 then
-    if not t then
-      w = { days = window_days, n = 0, spend = 0, at = ts }
-    else
-      w = decode_window(stored)
-      if not w or w.days ~= window_days then w = false end
+  if stored then
+    w = decode_window(stored)
+    if window_days == 0 or w.days ~= window_days then
+      window_drops[#window_drops + 1] = { okey, cid }
+      w = false
     end
-  elseif stored then
-    window_drops[#window_drops + 1] = { okey, cid }  -- a window of earlier settings
   end
   held = { key = pkey, t = t or new_customer(), okey = okey, w = w }
   touched[cid] = held
@@ -204,7 +203,7 @@ local function purchase(d, partition)
   local ofield = cid .. '\31' .. order_id
   if order_get(okey, ofield) then return 'duplicate' end
   order_set(okey, ofield, order_record(ts, amount, 0, 'A'))
-  local t, w = profile(pkey, cid, okey, ts)
+  local t, w = profile(pkey, cid, okey)
   t.orders = t.orders + 1
   t.spend = t.spend + amount
   if not t.first or ts < t.first then t.first = ts end
@@ -232,7 +231,7 @@ local function refund(d, partition, offset, value, key)
   order_set(okey, rfield, '1')
   local effective = math.min(amount, o.amount - o.refunded)
   order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded + effective, 'A'))
-  local t, w = profile(pkey, cid, okey, o.ts)
+  local t, w = profile(pkey, cid, okey)
   t.spend = t.spend - effective
   if w then window_refund(w, o.ts, effective) end
   touch(cid, partition)
@@ -249,7 +248,7 @@ local function cancel(d, partition, offset, value, key)
   end
   if o.status == 'C' then return 'duplicate' end
   order_set(okey, ofield, order_record(o.ts, o.amount, o.refunded, 'C'))
-  local t, w = profile(pkey, cid, okey, o.ts)
+  local t, w = profile(pkey, cid, okey)
   t.orders = t.orders - 1
   t.spend = t.spend - (o.amount - o.refunded)
   if w then window_cancel(w, o.ts, o.amount - o.refunded) end

@@ -45,13 +45,8 @@ def profile(state: CustomerState, settings: Settings) -> dict[str, Any]:
         return None if ms is None else iso_utc(ms)
 
     exponent = settings.scoring.exponent
-    # The window's values as last scored; a customer without a stored window (whole
-    # histories, or state from before windows not rescored yet) shows its lifetime values.
-    orders, spend, window_days = state.orders, state.spend_minor, 0
-    if state.window_days is not None:
-        orders = state.window_orders or 0
-        spend = state.window_spend or 0
-        window_days = state.window_days
+    # The window's values as last scored (state/model.py, CustomerState.scored_window).
+    window_days, orders, spend = state.scored_window(settings.scoring.window_days)
 
     return {
         "customer_id": state.customer_id,

@@ -76,13 +76,15 @@ class Feed:
         return expected(history, config, as_of)
 
 
-def values_of(state: CustomerState | None) -> tuple[object, ...]:
-    assert state is not None and state.window_orders is not None
+def values_of(state: CustomerState | None, window_days: int = 30) -> tuple[object, ...]:
+    assert state is not None
+    days, orders, spend = state.scored_window(window_days)
+    assert days == window_days, state
     return (
         state.first_ms,
         state.last_ms,
-        state.window_orders,
-        state.window_spend,
+        orders,
+        spend,
         state.orders,
         state.spend_minor,
         state.r,
@@ -114,7 +116,8 @@ async def assert_as_oracle(feed: Feed, ids: Sequence[str], as_of: int) -> None:
     for cid in ids:
         state = await feed.rt.reader.customer(cid)
         assert state is not None and state.as_of_ms == as_of, (cid, state)
-        assert values_of(state) == oracle_values(want[cid]), cid
+        days = Config.from_env(feed.env).window_days
+        assert values_of(state, days) == oracle_values(want[cid]), cid
 
 
 @pytest.fixture
@@ -157,7 +160,7 @@ async def test_window_follows_late_orders_refunds_and_cancels(runtime: Runtime) 
     assert due_52.examined == 3
     await assert_as_oracle(feed, ["a", "b", "c"], D0 + 52 * DAY)
     state = await runtime.reader.customer("c")
-    assert state is not None and (state.window_orders, state.f, state.m) == (0, 1, 1)
+    assert state is not None and (state.scored_window(30)[1], state.f, state.m) == (0, 1, 1)
 
 
 async def test_a_due_pass_examines_only_the_customers_that_are_due(
