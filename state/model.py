@@ -110,6 +110,7 @@ class CustomerState:
         if self.as_of_ms - self.first_ms < window_days * MS_PER_DAY:
             return window_days, self.orders, self.spend_minor
         return whole
+
     # The segment before this one and when this one was entered (the as_of of the change
     # that put the customer there); None where unknown (a profile from before the history)
     # or, for previous_segment, none.

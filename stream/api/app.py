@@ -66,7 +66,7 @@ def build_app(settings: Settings) -> web.Application:
         middlewares=[
             metrics_middleware,
             error_middleware,
-            auth_middleware(settings.api.token_list),
+            auth_middleware(settings.api.token_list, settings.api.erase_token_list),
         ]
     )
     app[SETTINGS] = settings

@@ -56,13 +56,23 @@ def _unauthorized(message: str, error: str | None) -> web.Response:
     return error_response(401, "unauthorized", message, {"WWW-Authenticate": challenge})
 
 
-def auth_middleware(tokens: tuple[str, ...]) -> Middleware:
+def _forbidden() -> web.Response:
+    return error_response(
+        403, "forbidden", "erasing a customer needs a token of RFM_API_ERASE_TOKENS"
+    )
+
+
+def auth_middleware(tokens: tuple[str, ...], erase_tokens: tuple[str, ...] = ()) -> Middleware:
     """Checks ``Authorization: Bearer <token>`` on every route but ``OPEN_PATHS``; with no
-    tokens configured (loopback only, see ``check_startable``) everything is open."""
+    tokens configured (loopback only, see ``check_startable``) reading is open. Erasing
+    (DELETE) always needs one of ``erase_tokens``: never open, not even on loopback."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not tokens or request.path in OPEN_PATHS:
+        erasing = request.method == "DELETE"
+        if erasing and not erase_tokens:
+            return _forbidden()
+        if (not tokens and not erasing) or request.path in OPEN_PATHS:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
@@ -74,6 +84,8 @@ def auth_middleware(tokens: tuple[str, ...]) -> Middleware:
             )
         if not token_matches(given.strip(), tokens):
             return _unauthorized("the token is not valid", "invalid_token")
+        if erasing and not token_matches(given.strip(), erase_tokens):
+            return _forbidden()
         return await handler(request)
 
     return middleware

@@ -24,8 +24,11 @@ _PROFILE: Json = {
         "customer_id": {"type": "string"},
         "first_purchase_at": _NULLABLE_TIME,
         "last_purchase_at": _NULLABLE_TIME,
-        "orders": {"type": "integer"},
-        "spend": {"type": "string", "examples": ["129.90"]},
+        "orders": {"type": "integer", "description": "In the window (what F was scored on)"},
+        "spend": {"type": "string", "examples": ["129.90"], "description": "In the window"},
+        "lifetime_orders": {"type": "integer"},
+        "lifetime_spend": {"type": "string"},
+        "window_days": {"type": "integer", "description": "0: the whole history"},
         "currency": {"type": "string"},
         "recency_days": {"type": ["integer", "null"]},
         "r": _SCORE,
@@ -42,6 +45,16 @@ _PROFILE: Json = {
             "null when unknown (state from before the segment history) or never scored.",
         },
         "as_of": _NULLABLE_TIME,
+    },
+}
+_ERASURE: Json = {
+    "type": "object",
+    "properties": {
+        "customer_id": {"type": "string"},
+        "previous_segment": {"type": ["string", "null"]},
+        "sequence": {"type": "integer"},
+        "order_records_deleted": {"type": "integer"},
+        "due_entries_deleted": {"type": "integer"},
     },
 }
 _BOUND: Json = {"type": ["integer", "string", "null"]}
@@ -78,11 +91,13 @@ _EXPLANATION: Json = {
         "m": _AXIS,
         "next_change": {
             "type": ["object", "null"],
-            "description": "When R next drops (threshold scoring) and the segment then.",
+            "description": "When the profile is next due and why: recency (R drops; r and "
+            "segment then) or window (an order leaves the window; r and segment null).",
             "properties": {
                 "due_at": {"type": "string", "format": "date-time"},
-                "r": {"type": "integer"},
-                "segment": {"type": "string"},
+                "cause": {"enum": ["recency", "window"]},
+                "r": {"type": ["integer", "null"]},
+                "segment": {"type": ["string", "null"]},
             },
         },
     },
@@ -147,7 +162,18 @@ def _paths() -> Json:
                     _param("id", "path", {"type": "string"}, "Customer id, URL-encoded")
                 ],
                 "responses": {"200": _json(profile, "the profile")} | _refs(400, 401, 404, 500),
-            }
+            },
+            "delete": {
+                "operationId": "eraseCustomer",
+                "summary": "Erase the customer (right to erasure); needs an erase token",
+                "description": "As `rfm-stream forget ID`: everything Redis holds about the "
+                "customer is deleted and its `erased` change event queued for the relay.",
+                "parameters": [
+                    _param("id", "path", {"type": "string"}, "Customer id, URL-encoded")
+                ],
+                "responses": {"200": _json(_ERASURE, "what was erased")}
+                | _refs(400, 401, 403, 404, 500),
+            },
         },
         "/v1/segments": {
             "get": {
@@ -207,6 +233,7 @@ def document() -> Json:
     described = {
         400: "Bad input: an invalid id, limit, cursor or stream value",
         401: "Missing or wrong bearer token (see WWW-Authenticate)",
+        403: "The token may not do this (erasing needs one of RFM_API_ERASE_TOKENS)",
         404: "Unknown customer or segment",
         500: "Internal error; details only in the server log",
     }
@@ -215,7 +242,7 @@ def document() -> Json:
         "info": {
             "title": "rfm-stream query API",
             "version": "1",
-            "description": "Read-only views of the RFM state (README, 'Query API').",
+            "description": "Views of the RFM state, and erasure (README, 'Query API').",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -12,6 +12,7 @@ from typing import Any, cast
 import orjson
 from aiohttp import web
 
+from state.erasure import Eraser
 from state.explain import Scale, explain
 from state.scoring import QuintileBoundaries
 from stream.api import paging
@@ -58,6 +59,32 @@ async def customer(request: web.Request) -> web.Response:
     body = profile(state, rt.settings)
     body["explanation"] = explain(state, rt.rules, await _scale(rt), rt.settings.scoring.exponent)
     return _json(body)
+
+
+async def forget_customer(request: web.Request) -> web.Response:
+    """The right to erasure (README, "Erasure"), as ``rfm-stream forget`` does it. The
+    ``erased`` event is queued in the outbox; the workers' relay publishes it (this process
+    talks to Redis only)."""
+    rt = _runtime(request)
+    customer_id = request.match_info["id"]
+    problem = id_problem(customer_id, rt.pipeline.rules)
+    if problem:
+        raise bad_request(f"customer id {problem}", "invalid_customer_id")
+    scoring = rt.settings.scoring
+    eraser = Eraser(rt.redis, rt.keys, scoring.currency, scoring.exponent, scoring.window_days)
+    erasure = await eraser.forget(customer_id, await rt.as_of_now())
+    if not erasure.found:
+        raise not_found("no such customer", "unknown_customer")
+    log.info("customer erased through the API (%d order records)", erasure.order_records)
+    return _json(
+        {
+            "customer_id": customer_id,
+            "previous_segment": erasure.previous_segment,
+            "sequence": erasure.sequence,
+            "order_records_deleted": erasure.order_records,
+            "due_entries_deleted": erasure.due_entries,
+        }
+    )
 
 
 async def segments(request: web.Request) -> web.Response:
@@ -142,6 +169,7 @@ async def openapi(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     # Any id but a raw "/": braces too (the default pattern refuses them); "%2F" matches.
     app.router.add_get("/v1/customers/{id:[^/]+}", customer, allow_head=False)
+    app.router.add_delete("/v1/customers/{id:[^/]+}", forget_customer)
     app.router.add_get("/v1/segments", segments, allow_head=False)
     app.router.add_get("/v1/segments/{name}/customers", segment_customers, allow_head=False)
     app.router.add_get("/v1/openapi.json", openapi, allow_head=False)

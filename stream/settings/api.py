@@ -45,9 +45,25 @@ class ApiSettings(_Section):
         "Bearer tokens of the query API, comma-separated (never shown)",
         secret=True,
     )
+    erase_tokens: Secret = _setting(
+        "RFM_API_ERASE_TOKENS",
+        "",
+        _api_tokens,
+        "Bearer tokens that may also erase customers (DELETE /v1/customers/{id}); never shown",
+        secret=True,
+    )
 
     @property
     def token_list(self) -> tuple[str, ...]:
-        """The accepted tokens; for the one place that compares them (stream/api/auth.py)."""
-        raw = self.tokens.get_secret_value()
-        return tuple(raw.split(",")) if raw else ()
+        """Every accepted token (reading); for the one place that compares them
+        (stream/api/auth.py). An erase token reads too."""
+        return _split(self.tokens) + self.erase_token_list
+
+    @property
+    def erase_token_list(self) -> tuple[str, ...]:
+        return _split(self.erase_tokens)
+
+
+def _split(secret: Secret) -> tuple[str, ...]:
+    raw = secret.get_secret_value()
+    return tuple(raw.split(",")) if raw else ()

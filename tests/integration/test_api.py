@@ -471,3 +471,60 @@ async def test_redis_down_is_a_500_or_a_cut_stream_never_internals(
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()
     assert "segment stream failed part-way; connection cut" in caplog.text
+
+
+# ---------------------------------------------------------------------------- erasure
+
+ERASER = "tok-" + "E" * 28
+
+
+async def test_delete_erases_with_an_erase_token_only(env: dict[str, str]) -> None:
+    """DELETE /v1/customers/{id}: 401 without a token, 403 with a reading one, 200 with an
+    erase token (the customer gone, its order records too), then 404; ids judged as the
+    worker judges them."""
+    env = {**env, "RFM_API_ERASE_TOKENS": ERASER}
+    await _fill(env, 50)
+    async with TestClient(TestServer(build_app(settings_of(env)))) as client:
+        url = f"/v1/customers/{_quoted('c/slash')}"
+        status, before = await _get(client, url)
+        assert status == 200
+        nobody = await client.delete(url)
+        assert (nobody.status, (await nobody.json())["error"]) == (401, "unauthorized")
+        reader = await client.delete(url, headers=_auth(TOKEN))
+        assert (reader.status, (await reader.json())["error"]) == (403, "forbidden")
+        assert (await _get(client, url))[0] == 200  # nothing erased by the refusals
+
+        erased = await client.delete(url, headers=_auth(ERASER))
+        report = await erased.json()
+        assert erased.status == 200, report
+        assert report["customer_id"] == "c/slash"
+        assert report["previous_segment"] == before["segment"]
+        assert report["order_records_deleted"] >= 1
+        status, body = await _get(client, url)
+        assert (status, body["error"]) == (404, "unknown_customer")
+        again = await client.delete(url, headers=_auth(ERASER))
+        assert (again.status, (await again.json())["error"]) == (404, "unknown_customer")
+        hostile = await client.delete("/v1/customers/" + "x" * 257, headers=_auth(ERASER))
+        assert (hostile.status, (await hostile.json())["error"]) == (400, "invalid_customer_id")
+        status, sizes = await _get(client, "/v1/segments", headers=_auth(ERASER))  # reads too
+        assert status == 200 and sizes["total"] == 50 + len(ODD_IDS) - 1
+
+    runtime = Runtime.build(settings_of(env))
+    try:
+        keys = runtime.keys
+        assert await runtime.redis.hexists(keys.profiles_of("c/slash"), "c/slash") == 0
+        fields = await runtime.redis.hkeys(keys.orders_of("c/slash"))
+        assert not [f for f in fields if f.startswith(b"c/slash")]
+        assert int(await runtime.redis.get(keys.erasures) or 0) == 1
+    finally:
+        await runtime.close()
+
+
+async def test_delete_is_never_open_not_even_on_loopback(env: dict[str, str]) -> None:
+    open_env = {k: v for k, v in env.items() if k != "RFM_API_TOKENS"}
+    await _fill(open_env, 5)
+    async with TestClient(TestServer(build_app(settings_of(open_env)))) as client:
+        assert (await _get(client, "/v1/customers/c0001", headers={}))[0] == 200  # reads open
+        refused = await client.delete("/v1/customers/c0001")
+        assert (refused.status, (await refused.json())["error"]) == (403, "forbidden")
+        assert (await _get(client, "/v1/customers/c0001", headers={}))[0] == 200

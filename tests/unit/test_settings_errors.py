@@ -64,6 +64,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "RFM_API_PORT": ["0", "http", "70000"],
     # too short; a space inside; a comma-separated second token that is too short
     "RFM_API_TOKENS": ["short", "abcdefgh ijklmnopq", "0123456789abcdef,tiny"],
+    "RFM_API_ERASE_TOKENS": ["short", "0123456789abcdef,tiny"],
 }
 
 # Plain text, taken as given: no value of these is refused at start (SASL on without a user
