@@ -131,17 +131,16 @@ def _axis(
 
 
 def explain(
-    state: CustomerState, rules: SegmentRules, scale: Scale, exponent: int
+    state: CustomerState, rules: SegmentRules, scale: Scale, exponent: int, window_days: int = 0
 ) -> dict[str, Any]:
-    """The ``explanation`` object of the query API (README, "Query API")."""
+    """The ``explanation`` object of the query API (README, "Query API"); ``window_days``:
+    ``RFM_WINDOW_DAYS``, for the values F and M were scored on."""
     mode = "thresholds" if isinstance(scale, Thresholds) else "quintiles"
     r, f, m = state.r, state.f, state.m
     if r is None or f is None or m is None:
         # Every order cancelled: no scores, no segment, nothing due.
         return {"scoring": mode, "rule": None, "r": None, "f": None, "m": None, "next_change": None}
-    orders, spend = state.orders, state.spend_minor
-    if state.window_orders is not None and state.window_spend is not None:
-        orders, spend = state.window_orders, state.window_spend
+    _, orders, spend = state.scored_window(window_days)
     position, name = matched_rule(rules, r, f, m)
     rule = rules.rules[position - 1]
     return {

@@ -98,18 +98,21 @@ class CustomerState:
 
     def scored_window(self, window_days: int) -> tuple[int, int, int]:
         """(window days, orders, spend) that F and M were last scored on, with
-        ``RFM_WINDOW_DAYS`` = ``window_days``. The scripts store a window only while some
-        live order is outside it; without one, every live order was in it at the last
-        scoring (its first purchase was), so it is the lifetime's. A profile scored before
-        windows existed, and not since, was scored on its whole history: window 0."""
+        ``RFM_WINDOW_DAYS`` = ``window_days``. While the first purchase is in the window
+        (so every live order is) the scripts score the lifetime values; else the stored
+        window. A profile scored before windows existed, and not since, was scored on its
+        whole history: window 0."""
+        lifetime = (window_days, self.orders, self.spend_minor)
+        if window_days == 0:
+            return lifetime
+        first, as_of = self.first_ms, self.as_of_ms
+        if first is not None and as_of is not None and as_of - first < window_days * MS_PER_DAY:
+            return lifetime  # as the scripts score it, whatever window may still be stored
         if self.window_days is not None:
             return self.window_days, self.window_orders or 0, self.window_spend or 0
-        whole = (0, self.orders, self.spend_minor)
-        if window_days == 0 or self.first_ms is None or self.as_of_ms is None:
-            return (window_days, self.orders, self.spend_minor) if window_days else whole
-        if self.as_of_ms - self.first_ms < window_days * MS_PER_DAY:
-            return window_days, self.orders, self.spend_minor
-        return whole
+        if first is None or as_of is None:
+            return lifetime  # no live order, or not scored yet
+        return 0, self.orders, self.spend_minor
 
     # The segment before this one and when this one was entered (the as_of of the change
     # that put the customer there); None where unknown (a profile from before the history)

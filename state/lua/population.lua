@@ -17,11 +17,14 @@ local by_days, by_orders, by_spend = {}, {}, {}
 
 for k = 1, #KEYS do
   local all = redis.call('HGETALL', KEYS[k])
-  local windows
-  if window_days > 0 and #all > 0 then
-    local bucket = string.match(KEYS[k], '{(%d+)}$')
-    windows = fold_orders(redis.call('HGETALL', orders_head .. bucket .. '}'), nil, as_of,
-      window_days, 0, nil)
+  local windows  -- the bucket's order records folded, read only if a customer needs them
+  local function window_of(cid)
+    if not windows then
+      local bucket = string.match(KEYS[k], '{(%d+)}$')
+      windows = fold_orders(redis.call('HGETALL', orders_head .. bucket .. '}'), nil, as_of,
+        window_days, 0, nil)
+    end
+    return windows[cid]
   end
   for i = 1, #all, 2 do
     local f, l, n, sp = string.match(all[i + 1], HEAD)
@@ -31,8 +34,10 @@ for k = 1, #KEYS do
       local days = math.floor((as_of - dec(f) - dec(l)) / DAY)
       if days < 0 then days = 0 end
       local spend = dec(sp) or 0
-      if windows then
-        local w = windows[all[i]]
+      -- The window: the lifetime's while the first purchase is in it (every live order
+      -- is), else folded from the order records.
+      if window_days > 0 and as_of - dec(f) >= window_days * DAY then
+        local w = window_of(all[i])
         orders, spend = w and w.n or 0, w and w.spend or 0
       end
       by_days[days] = (by_days[days] or 0) + 1

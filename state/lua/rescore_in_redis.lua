@@ -233,40 +233,45 @@ end
 -- The customer's window at as_of (nil without windows). While every live order is in it
 -- (the first purchase is), it is the lifetime's and nothing is stored for it: most
 -- customers, ~40 bytes each (docs/performance.md). Else the stored one where it answers,
--- else folded from the order records (`folded`: cid -> what fold_orders found, for a whole
--- bucket already read), the new text and the records to delete staged.
+-- else folded from the order records, the new text and the records to delete staged. A
+-- full pass hands in its bucket (`bucket`: {okey}), folded whole once, on first need, so a
+-- bucket whose customers all have their window at hand is not read at all.
 local HEAD = '^([^,]*),[^,]*,([^,]*),([^,]*),'
 local window_ms = window_days * DAY
-local function window_for(okey, cid, folded, value)
+
+local function fold_bucket(bucket)
+  if bucket.windows == nil then
+    local ok, found = pcall(fold_orders, redis.call('HGETALL', bucket.okey), nil, as_of,
+      window_days, retention_ms, prune_before, nil, prune_lag)
+    -- a record that trips the fold: customer by customer, so only its customer fails
+    bucket.windows = ok and found or false
+  end
+  return bucket.windows or nil
+end
+
+local function window_for(okey, cid, bucket, value)
   if window_days == 0 then return nil end
   local f, n, sp = string.match(value, HEAD)
   local first = dec(f)
   if first and as_of - first < window_ms then
-    if folded and folded.stored[cid] then drops[#drops + 1] = { okey, cid } end
     return { n = dec(n), spend = dec(sp), due = first + window_ms }
   end
   local held = window_writes[okey]
-  local w
-  if folded then
-    w = decode_window(folded.stored[cid])
-  else
-    w = decode_window(held and held[cid] or redis.call('HGET', okey, cid))
-    if window_holds(w, window_days, as_of) then return w end
-    folded = { stored = {} }
-    folded.windows = fold_orders(redis.call('HGETALL', okey), cid, as_of, window_days,
-      retention_ms, prune_before, nil, prune_lag)
+  local w = decode_window(held and held[cid] or redis.call('HGET', okey, cid))
+  if window_holds(w, window_days, as_of) then return w end
+  local windows = bucket and fold_bucket(bucket)
+  if not windows then
+    windows = fold_orders(redis.call('HGETALL', okey), cid, as_of, window_days, retention_ms,
+      prune_before, nil, prune_lag)
   end
-  local c = folded.windows[cid]
+  local c = windows[cid]
   local fresh = folded_window(c, window_days, as_of, w)
-  if not window_holds(w, window_days, as_of) or w.n ~= fresh.n or w.spend ~= fresh.spend or
-      w.due ~= fresh.due or w.pruned ~= fresh.pruned then
-    if not held then
-      held = {}
-      window_writes[okey] = held
-      window_keys[#window_keys + 1] = okey
-    end
-    held[cid] = window_text(fresh)
+  if not held then
+    held = {}
+    window_writes[okey] = held
+    window_keys[#window_keys + 1] = okey
   end
+  held[cid] = window_text(fresh)
   if c then
     for _, field in ipairs(c.drop) do drops[#drops + 1] = { okey, field } end
   end
@@ -333,16 +338,7 @@ if mode == 'buckets' then
     local key = KEYS[k]
     local bucket = string.match(key, '{(%d+)}$')
     local all = redis.call('HGETALL', key)
-    local folded
-    if window_days > 0 and #all > 0 then
-      local stored = {}
-      local ok, found = pcall(function()
-        return fold_orders(redis.call('HGETALL', orders_head .. bucket .. '}'), nil, as_of,
-          window_days, retention_ms, prune_before, stored, prune_lag)
-      end)
-      -- else customer by customer: the one whose records fail is skipped
-      if ok then folded = { windows = found, stored = stored } end
-    end
+    local folded = window_days > 0 and { okey = orders_head .. bucket .. '}' } or nil
     for i = 1, #all, 2 do rescore_value(key, all[i + 1], all[i], bucket, folded) end
   end
 elseif mode == 'ids' then

@@ -57,7 +57,9 @@ async def customer(request: web.Request) -> web.Response:
     if state is None:
         raise not_found("no such customer", "unknown_customer")
     body = profile(state, rt.settings)
-    body["explanation"] = explain(state, rt.rules, await _scale(rt), rt.settings.scoring.exponent)
+    scoring = rt.settings.scoring
+    scale = await _scale(rt)
+    body["explanation"] = explain(state, rt.rules, scale, scoring.exponent, scoring.window_days)
     return _json(body)
 
 

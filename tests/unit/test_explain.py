@@ -220,15 +220,22 @@ def test_a_readable_example() -> None:
 
 
 def test_f_and_m_are_read_from_the_window() -> None:
-    """Scored on 2 orders and 150.00 in the window, of 9 orders and 2,000.00 in all."""
+    """Scored on 2 orders and 150.00 in the window, of 9 orders and 2,000.00 in all (the
+    first purchase 400 days before: outside the window, so the stored window counts)."""
     state = replace(
         _state(10, 9, 200_000, (5, 2, 2), None),
+        first_ms=AS_OF - 400 * MS_PER_DAY,
         window_days=365,
         window_orders=2,
         window_spend=15_000,
     )
-    got = explain(state, load_segment_rules("default"), Thresholds(), exponent=2)
+    rules = load_segment_rules("default")
+    got = explain(state, rules, Thresholds(), exponent=2, window_days=365)
     assert (got["f"]["value"], got["m"]["value"]) == (2, "150.00")
+    # While the first purchase is inside the window every order is: the lifetime values.
+    recent = replace(state, first_ms=AS_OF - 100 * MS_PER_DAY)
+    got = explain(recent, rules, Thresholds(), exponent=2, window_days=365)
+    assert (got["f"]["value"], got["m"]["value"]) == (9, "2000.00")
 
 
 @pytest.mark.parametrize("score", [0, 6])
