@@ -51,6 +51,15 @@ def last_purchase_ms(i: int) -> int:
     return AS_OF - days * MS_PER_DAY - (i * 7919) % MS_PER_DAY
 
 
+ORDERS_PER_CUSTOMER = 5  # the last purchase and four before it, 20 days apart
+
+
+def _earlier(k: int) -> Callable[[int], int]:
+    """Customer i's k-th purchase before its last: 20 k days earlier, so all five stay in a
+    365-day window through the due passes (R decides who is due, as designed above)."""
+    return lambda i: last_purchase_ms(i) - 20 * k * MS_PER_DAY
+
+
 def customer_id(i: int) -> str:
     return f"c{i:07d}"
 
@@ -113,6 +122,8 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
     runtime = runtime_for(redis_url)
     try:
         rate = await load(runtime.store, customers)
+        for k in range(1, ORDERS_PER_CUSTOMER):  # earlier orders: ~5 a customer (#17's row)
+            await load(runtime.store, customers, _earlier(k), order_prefix=f"e{k}-")
         cold = await runtime.rescorer.full_pass(AS_OF)
         await drop_outbox(runtime.redis)
         fulls = [await runtime.rescorer.full_pass(AS_OF) for _ in range(REPEATS)]
@@ -127,6 +138,7 @@ async def _run(redis_url: str, customers: int) -> dict[str, Any]:
     full, due = _median(fulls), _median(dues)
     return {
         "customers": customers,
+        "orders_per_customer": ORDERS_PER_CUSTOMER,
         "load_customers_per_s": round(rate, 1),
         "due_hours_listed": due_size,
         "full_pass_first": _pass(cold),
