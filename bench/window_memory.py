@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--customers", type=int)
     p.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "window_memory.json")
     args = p.parse_args(argv)
-    result = measure(args.customers or (2_000 if args.small else 100_000))
+    result = measure(args.customers or (2_000 if args.small else 20_000))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(
